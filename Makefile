@@ -1,0 +1,52 @@
+# Depotix Ops. The two commands a newcomer needs: `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PYTEST := $(VENV)/bin/python -m pytest
+
+.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: host $(VENV)/.installed engine ## Install what is missing: packages, .venv, the Docker engine
+
+host:
+	@lab/bootstrap/packages.sh
+
+$(VENV)/.installed: requirements.txt lab/api/requirements.txt requirements.yml
+	@lab/bootstrap/venv.sh
+
+engine:
+	@lab/bootstrap/engine.sh
+
+images: bootstrap ## Build the lab images (only those whose inputs changed)
+	@ansible-playbook playbooks/lab_images.yml
+
+lab: images ## Start the lab server and deploy the stack into it (site.yml)
+	@ansible-playbook playbooks/lab.yml
+	@ansible-playbook site.yml
+
+lab-down: bootstrap ## Remove the lab server and its volumes
+	@ansible-playbook playbooks/lab_down.yml
+
+test: lint unit molecule ## Every check: lint, unit tests, all Molecule scenarios
+
+lint: bootstrap ## yamllint, ansible-lint (production profile), secret scan
+	yamllint --strict .
+	ansible-lint --profile production
+	detect-secrets-hook --baseline .secrets.baseline $$(git ls-files)
+
+unit: bootstrap ## Unit tests: the module and its helper, the reference API (real PostgreSQL)
+	$(PYTEST) -q tests/unit
+	$(PYTEST) -q tests/app
+
+molecule: images ## All Molecule scenarios, one after another
+	molecule test --all
+
+clean: lab-down ## Remove the lab and the virtualenv
+	rm -rf $(VENV) lab/api/wheels
