@@ -6,6 +6,7 @@ SHELL := /bin/bash
 VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export DEPOTIX_SECRETS_DIR ?= $(CURDIR)/.lab-secrets
 PYTEST := $(VENV)/bin/python -m pytest
 
 .PHONY: help bootstrap host engine images lab lab-down test lint unit molecule clean
