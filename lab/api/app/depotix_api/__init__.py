@@ -1,0 +1,1 @@
+"""The Depotix reference API project: settings, URL conf, WSGI entry point."""

@@ -1,0 +1,1 @@
+"""Customers, inventory items and the stock movements that change item quantities."""

@@ -1,0 +1,67 @@
+"""Inventory models of release 1.0 (migrations 0001..0007).
+
+An item's `quantity` is the running sum of its movements, kept by
+`inventory.movements.record_movement`. In 1.0 only the API guards it against going
+negative; release 2.0 adds the database CHECK.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Customer(models.Model):
+    """A customer; `customer_number` came in 0006 and was filled for old rows by 0007."""
+
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    customer_number = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_number or '-'} {self.name}"
+
+
+class InventoryItem(models.Model):
+    """A stocked article and how many units of it are in stock."""
+
+    name = models.CharField(max_length=200)
+    sku = models.CharField(max_length=64, unique=True)
+    quantity = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.name}"
+
+
+class StockMovement(models.Model):
+    """One change of an item's stock: units in, units out, or an upward correction."""
+
+    class Type(models.TextChoices):
+        IN = "IN", "In"
+        OUT = "OUT", "Out"
+        ADJUST = "ADJUST", "Adjust"
+
+    item = models.ForeignKey(InventoryItem, on_delete=models.PROTECT, related_name="movements")
+    type = models.CharField(max_length=6, choices=Type.choices)
+    qty_base = models.IntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="stock_movements",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(qty_base__gte=0),
+                name="inventory_stockmovement_qty_base_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.qty_base} x {self.item_id}"
