@@ -211,14 +211,21 @@ def main() -> None:
     try:
         entries = load_entries(params["path"])
     except (ValueError, json.JSONDecodeError) as exc:
-        module.fail_json(msg=f"{params['path']} is not a release ledger ({exc}): restore it from a backup "
-                             "or move it aside (a fresh ledger starts empty).")
+        module.fail_json(
+            msg=f"{params['path']} is not a release ledger ({exc}): restore it from a backup "
+            "or move it aside (a fresh ledger starts empty)."
+        )
     if params["state"] == "read":
         module.exit_json(changed=False, **summary(entries))
 
     current = summary(entries)["current"]
-    if (params["skip_if_current"] and current and params["outcome"] == "ok"
-            and current.get("release") == params["release"] and current.get("image_id") == params["image_id"]):
+    if (
+        params["skip_if_current"]
+        and current
+        and params["outcome"] == "ok"
+        and current.get("release") == params["release"]
+        and current.get("image_id") == params["image_id"]
+    ):
         module.exit_json(changed=False, **summary(entries))
 
     entry = new_entry(params)

@@ -1,0 +1,449 @@
+#!/usr/bin/python
+"""Ansible module: read and change Django migration state inside a Docker container."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: django_migration
+short_description: Read and change Django migration state in a container, with a plan
+description:
+  - Runs on the Docker host and starts Django inside the application's container, either with
+    C(docker exec) in the serving container (O(container)) or in a one-off C(docker run --rm)
+    container from an image on the application network (O(image)), so it also works while the
+    API container crash-loops or is gone.
+  - Django itself answers, through C(MigrationLoader) and C(MigrationExecutor); no command output
+    is parsed. Each task costs one C(docker exec) or C(docker run) and one Django start.
+  - O(state=query) returns every app's applied, unapplied, leaf and ghost migrations.
+  - O(state=migrated) computes the exact plan to bring O(app) to O(target) (forwards or
+    backwards), or every app to its leaf when O(app) is not given, checks it before anything
+    runs, runs C(migrate [APP TARGET] --noinput), and reads the state again.
+  - Each plan step names its operations and says whether undoing it is impossible (irreversible,
+    Django would raise C(IrreversibleError)) or lossy (a C(RunPython)/C(RunSQL) whose reverse is a
+    no-op). A backwards plan with an irreversible step fails; one with a lossy step runs only with
+    O(allow_lossy=true).
+  - Ghost migrations (applied in the database, absent from the code in the image) above the target
+    make the task fail, naming them and, with O(ledger), the image that contains them.
+  - If C(migrate) fails or times out half-way, the migrations it applied or unapplied are undone
+    so the database keeps the migration state it had (unless that would need an irreversible step).
+  - Works with any Django project; the project's C(manage.py) selects its settings as usual.
+version_added: "1.0.0"
+author:
+  - Depotix operations
+options:
+  state:
+    description:
+      - V(query) reads the migration state and changes nothing.
+      - V(migrated) brings O(app) to O(target), or every app to its leaf migration (as a bare
+        C(manage.py migrate) does) when O(app) is not given.
+    type: str
+    choices: [query, migrated]
+    default: query
+  app:
+    description:
+      - Django app label to migrate, with O(state=migrated).
+      - Omitted, every app is migrated to its leaf migration (the deploy of a release).
+    type: str
+  target:
+    description:
+      - Migration to bring O(app) to - a full name (V(0007_populate_customer_numbers)), a unique
+        prefix (V(0007)), or V(zero) to unapply every migration of the app.
+      - Omitted, the app's leaf migration (fails if the app has several leaves).
+      - Needs O(app).
+    type: str
+  allow_lossy:
+    description:
+      - Run a backwards plan that unapplies lossy steps (data changes that their reverse does not
+        undo). Take a backup first.
+    type: bool
+    default: false
+  container:
+    description:
+      - Running container to C(docker exec) into, for example V(api).
+      - If it is not running and O(image) is given, a one-off container from O(image) is used.
+      - One of O(container) and O(image) is required.
+    type: str
+  image:
+    description:
+      - Image (with tag) to start a one-off C(docker run --rm) container from, for example
+        V(depotix/api:2.0). Its entrypoint is replaced by O(python), so an entrypoint that migrates
+        on start never runs. The image must already be on the host; it is never pulled.
+      - Used when O(container) is not given, or is not running.
+    type: str
+  network:
+    description:
+      - Docker network for the one-off container, so it reaches the database (for example
+        V(server_appnet)). Needs O(image).
+    type: str
+  env_file:
+    description:
+      - Env file on the Docker host for the one-off container (database settings and password).
+        Passed to docker with C(--env-file); the module never reads it. Needs O(image).
+    type: path
+  volumes:
+    description:
+      - Volumes for the one-off container, in C(docker run --volume) syntax, for example secret
+        files mounted read-only (V(/home/deploy/Depotix/secrets:/run/secrets:ro)). Needs O(image).
+    type: list
+    elements: str
+  user:
+    description:
+      - User to run Django as (C(docker exec --user) / C(docker run --user)). Default, the image's user.
+    type: str
+  workdir:
+    description:
+      - Directory in the container holding the project; Django starts from there.
+    type: str
+    default: /app
+  manage_py:
+    description:
+      - The project's C(manage.py), relative to O(workdir). Run with Django's command line swapped
+        out, so it sets C(DJANGO_SETTINGS_MODULE) as it always does.
+    type: str
+    default: manage.py
+  settings:
+    description:
+      - C(DJANGO_SETTINGS_MODULE) to use, overriding what C(manage.py) and the container set.
+    type: str
+  python:
+    description:
+      - Python interpreter in the container that can import the project and Django.
+    type: str
+    default: python3
+  timeout:
+    description:
+      - Seconds Django may take. At the timeout a running migration is interrupted, rolled back
+        and the state restored; the process is killed if it does not stop, and a one-off
+        container is removed. The task then fails and says so.
+    type: int
+    default: 300
+  ledger:
+    description:
+      - JSON release ledger on the Docker host (a list of entries with C(release), C(image),
+        C(leaves) per app and C(outcome), or an object with an C(entries) list). Read only to name
+        the image that contains ghost migrations.
+    type: path
+  docker_cli:
+    description:
+      - Name or path of the docker CLI on the host.
+    type: str
+    default: docker
+attributes:
+  check_mode:
+    support: full
+    description: Computes and returns the plan and the predicted state; nothing runs in Django.
+  diff_mode:
+    support: full
+    description: Shows the applied migrations of the apps in the plan, before and after.
+  platform:
+    platforms: posix
+    description: Runs on the Docker host; needs the docker CLI and access to the engine.
+notes:
+  - A O(state=query) runs one C(docker exec) (or C(docker run)) and one Django start; with both
+    O(container) and O(image) given, one C(docker inspect) first decides between them.
+  - The probe's source is sent to the container on stdin; nothing is copied into the image.
+  - Backwards plans are checked step by step; a forwards plan is always allowed, and
+    RV(rollback_safe) tells whether it could later be undone without loss.
+requirements:
+  - The docker CLI on the host, and C(timeout) from coreutils to stop a docker client that hangs.
+  - Django and Python 3.8 or later in the container (tested with Django 5.2).
+"""
+
+EXAMPLES = r"""
+- name: Read the migration state from the serving container
+  django_migration:
+    container: api
+  register: api_migrations
+
+- name: Show the plan to roll inventory back to 0007, changing nothing
+  django_migration:
+    container: api
+    state: migrated
+    app: inventory
+    target: "0007"
+  check_mode: true
+  register: rollback_plan
+
+- name: Unapply 0008 with the image that contains it, while the API crash-loops
+  django_migration:
+    container: api
+    image: depotix/api:2.0
+    network: server_appnet
+    env_file: /home/deploy/Depotix/api.env
+    state: migrated
+    app: inventory
+    target: 0007_populate_customer_numbers
+    allow_lossy: true
+    ledger: /home/deploy/Depotix/releases.json
+
+- name: Migrate every app to the new release's leaves from its image, before switching containers
+  django_migration:
+    image: "depotix/api:{{ api_release }}"
+    network: server_appnet
+    env_file: /home/deploy/Depotix/api.env
+    volumes:
+      - /home/deploy/Depotix/secrets:/run/secrets:ro
+    user: "10001:10001"
+    state: migrated
+    timeout: 900
+  register: api_migrate
+  run_once: true
+"""
+
+RETURN = r"""
+apps:
+  description:
+    - Migration state per app, after the task (planned state in check mode).
+    - With O(state=query), the state read.
+  returned: success
+  type: dict
+  sample:
+    inventory:
+      applied: [0001_initial, 0007_populate_customer_numbers]
+      unapplied: [0008_add_idempotency_and_constraints]
+      leaf: [0008_add_idempotency_and_constraints]
+      ghosts: []
+  contains:
+    applied:
+      description: Migrations applied in the database and present in the code, in dependency order.
+      type: list
+      elements: str
+    unapplied:
+      description: Migrations in the code not applied, in dependency order.
+      type: list
+      elements: str
+    leaf:
+      description: The app's leaf migrations (more than one means a conflict to merge).
+      type: list
+      elements: str
+    ghosts:
+      description: Migrations applied in the database whose files the code does not contain.
+      type: list
+      elements: str
+plan:
+  description:
+    - The steps Django runs (or would run, in check mode), in order. Also returned when the plan is refused.
+  returned: state=migrated
+  type: list
+  elements: dict
+  sample:
+    - app: inventory
+      name: 0008_add_idempotency_and_constraints
+      direction: backwards
+      irreversible: false
+      lossy: true
+      atomic: true
+      operations:
+        - {type: AddField, description: Add field idempotency_key to stockmovement, reversible: true, lossy: false}
+        - {type: RunPython, description: Raw Python operation, reversible: true, lossy: true}
+  contains:
+    app:
+      description: App label.
+      type: str
+    name:
+      description: Migration name.
+      type: str
+    direction:
+      description: V(forwards) (apply) or V(backwards) (unapply).
+      type: str
+    irreversible:
+      description: Undoing this step is impossible (an operation without a reverse).
+      type: bool
+    lossy:
+      description: Undoing this step leaves data changed (an operation whose reverse is a no-op).
+      type: bool
+    atomic:
+      description: Django runs the migration in one transaction (where the database allows it).
+      type: bool
+    operations:
+      description: The migration's operations, each with C(type), C(description), C(reversible) and C(lossy).
+      type: list
+      elements: dict
+target:
+  description: The migration O(target) resolved to, or V(zero). Null without O(app).
+  returned: state=migrated
+  type: str
+  sample: 0007_populate_customer_numbers
+targets:
+  description: Per app migrated, the migration it was brought to (every app's leaf without O(app)).
+  returned: state=migrated
+  type: dict
+  sample: {inventory: 0007_populate_customer_numbers}
+app:
+  description: The app migrated (null when every app was).
+  returned: state=migrated
+  type: str
+  sample: inventory
+before:
+  description: Applied migrations per app before the task.
+  returned: state=migrated
+  type: dict
+  sample: {inventory: [0001_initial, 0007_populate_customer_numbers, 0008_add_idempotency_and_constraints]}
+after:
+  description: Applied migrations per app after the task (planned, in check mode).
+  returned: state=migrated
+  type: dict
+  sample: {inventory: [0001_initial, 0007_populate_customer_numbers]}
+lossy_steps:
+  description: Plan steps (V(app.name)) whose undoing is lossy; they block a backwards plan without O(allow_lossy).
+  returned: state=migrated
+  type: list
+  elements: str
+  sample: [inventory.0008_add_idempotency_and_constraints]
+irreversible_steps:
+  description: Plan steps (V(app.name)) that cannot be undone; they block a backwards plan.
+  returned: state=migrated
+  type: list
+  elements: str
+  sample: []
+rollback_safe:
+  description: Every forwards step of the plan can later be unapplied without loss.
+  returned: state=migrated
+  type: bool
+  sample: false
+migrate_output:
+  description: What C(migrate) printed (empty in check mode or when there was nothing to do).
+  returned: state=migrated
+  type: list
+  elements: str
+  sample: ["Operations to perform:", "  Target specific migration: 0007_populate_customer_numbers, from inventory"]
+runner:
+  description: How Django was reached.
+  returned: always
+  type: dict
+  sample: {kind: run, image: depotix/api:2.0, network: server_appnet, name: django-migration-3f2a9c1d0b7e,
+           reason: container api is exited}
+  contains:
+    kind:
+      description: V(exec) (serving container) or V(run) (one-off container).
+      type: str
+    container:
+      description: Container exec'ed into.
+      type: str
+    image:
+      description: Image of the one-off container.
+      type: str
+    reason:
+      description: Why the one-off container was used although O(container) was given.
+      type: str
+django_version:
+  description: Django version in the container.
+  returned: success
+  type: str
+  sample: 5.2.19
+kind:
+  description:
+    - On failure, what went wrong - V(unknown_app), V(unknown_target), V(ambiguous_target),
+      V(multiple_leaves), V(ghosts), V(irreversible), V(lossy), V(migrate_failed), V(timeout),
+      V(django_failed), V(container_unavailable), V(docker_failed) and a few more.
+  returned: failure
+  type: str
+  sample: ghosts
+restored:
+  description: After a failed or timed-out C(migrate), whether the previous migration state was restored.
+  returned: failure after migrate started
+  type: bool
+  sample: true
+output:
+  description: Last lines of Django's output (traceback included) on failure.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import os
+from typing import Any, Dict
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.django_migration_docker import (
+    DjangoMigrationError,
+    DockerClient,
+    ProbeOptions,
+    run_probe,
+)
+from ansible.module_utils.django_migration_results import failure, migrated_result, query_result
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
+    state=dict(type="str", default="query", choices=["query", "migrated"]),
+    app=dict(type="str"),
+    target=dict(type="str"),
+    allow_lossy=dict(type="bool", default=False),
+    container=dict(type="str"),
+    image=dict(type="str"),
+    network=dict(type="str"),
+    env_file=dict(type="path"),
+    volumes=dict(type="list", elements="str"),
+    user=dict(type="str"),
+    workdir=dict(type="str", default="/app"),
+    manage_py=dict(type="str", default="manage.py"),
+    settings=dict(type="str"),
+    python=dict(type="str", default="python3"),
+    timeout=dict(type="int", default=300),
+    ledger=dict(type="path"),
+    docker_cli=dict(type="str", default="docker"),
+)
+
+MODULE_RULES: Dict[str, Any] = dict(
+    required_one_of=[("container", "image")],
+    required_by={"network": "image", "env_file": "image", "volumes": "image", "target": "app"},
+    supports_check_mode=True,
+)
+
+
+def build_request(module: AnsibleModule) -> Dict[str, Any]:
+    """Return the probe request for the module's state and check mode."""
+    params = module.params
+    if params["state"] == "query":
+        return {"action": "query"}
+    return {
+        "action": "plan" if module.check_mode else "migrate",
+        "app": params["app"] or None,
+        "target": params["target"] or None,
+        "allow_lossy": params["allow_lossy"],
+    }
+
+
+def check_host_inputs(module: AnsibleModule) -> str:
+    """Fail early on inputs the host can check; return the docker CLI's path."""
+    params = module.params
+    if params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds, got %d." % params["timeout"])
+    if params["env_file"] and not os.path.isfile(params["env_file"]):
+        module.fail_json(msg="env_file %s does not exist on the Docker host." % params["env_file"])
+    docker = module.get_bin_path(params["docker_cli"])
+    if not docker:
+        module.fail_json(
+            msg="docker CLI %r not found on this host; install docker or set docker_cli." % params["docker_cli"]
+        )
+    return docker
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **MODULE_RULES)
+    docker = check_host_inputs(module)
+    client = DockerClient(
+        run=lambda argv, data: module.run_command(argv, data=data, binary_data=True),
+        docker=docker,
+        timeout_bin=module.get_bin_path("timeout"),
+    )
+    problem = None
+    try:
+        document, runner = run_probe(client, ProbeOptions.from_params(module.params), build_request(module))
+        if not document.get("ok"):
+            raise failure(document, runner, module.params["ledger"])
+    except DjangoMigrationError as error:
+        problem = error
+    if problem is not None:
+        # Outside the except block: the failure is explained in msg, not as a module traceback.
+        module.fail_json(msg=problem.msg, **problem.details)
+
+    if module.params["state"] == "query":
+        module.exit_json(**query_result(document, runner))
+    result = migrated_result(document, runner, module.params["app"], module.check_mode)
+    if not module._diff:
+        result.pop("diff")
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,716 @@
+"""Read and change Django migration state from inside the API container or image.
+
+The ``django_migration`` module sends this file's source to ``python -`` inside
+the container, with one JSON request as the only argument. The probe starts
+Django through the project's own ``manage.py`` (so the project's settings
+default applies), asks Django's ``MigrationLoader`` and ``MigrationExecutor``
+for the state and the plan, optionally migrates (one app, or every app to its
+leaf), and prints exactly one JSON document between two sentinel lines,
+whatever else the project prints.
+
+Requests (``action``):
+
+- ``query``: every app's applied, unapplied, leaf and ghost migrations;
+- ``plan``: the same, plus the plan to move ``app`` to ``target``, or every app
+  to its leaf when ``app`` is not given (check mode);
+- ``migrate``: the plan, then ``migrate [APP TARGET]``, then the state again.
+
+A refused or failed request still prints a document, with ``ok: false``, a
+``kind`` and a ``message``. A migrate that fails half-way is undone so the
+database keeps the migration state it had before the request.
+
+Only the standard library is imported at module level, and Django inside
+functions, so the file also imports on the Docker host and in unit tests. It
+must run on the container's Python (3.8 or later).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import runpy
+import signal
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+BEGIN = "----- django_migration result begin -----"
+END = "----- django_migration result end -----"
+PROTOCOL = 1
+ACTIONS = ("query", "plan", "migrate")
+OUTPUT_TAIL_LINES = 20
+_PROBE_COMMAND = "django_migration_probe"
+
+MigrationKey = Tuple[str, str]
+AppsState = Dict[str, Dict[str, List[str]]]
+
+
+class ProbeError(Exception):
+    """A request the probe refuses or cannot complete, with details for the caller."""
+
+    def __init__(self, kind: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.details = details
+
+    def as_result(self) -> Dict[str, Any]:
+        result: Dict[str, Any] = {"ok": False, "kind": self.kind, "message": self.message}
+        result.update(self.details)
+        return result
+
+
+class ProbeTimeout(BaseException):
+    """Raised in the main thread when the request runs out of time.
+
+    A BaseException, so project code that catches Exception cannot swallow it
+    and every open transaction.atomic() block rolls back on the way out.
+    """
+
+
+# --- Reading state -----------------------------------------------------------
+
+
+def migration_number(name: str) -> Optional[int]:
+    """Return the leading number of a migration name (``0007_x`` -> 7), if any."""
+    match = re.match(r"(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+def ordered_app_nodes(graph: Any, app: str) -> List[str]:
+    """Return the names of an app's graph nodes in dependency order."""
+    names: List[str] = []
+    seen = set()
+    for leaf in sorted(graph.leaf_nodes(app)):
+        for key in graph.forwards_plan(leaf):
+            if key[0] == app and key not in seen:
+                seen.add(key)
+                names.append(key[1])
+    return names
+
+
+def describe_state(loader: Any) -> AppsState:
+    """Return applied, unapplied, leaf and ghost migrations for every app.
+
+    Ghosts are migrations recorded as applied in the database whose files the
+    loaded code does not contain.
+    """
+    graph = loader.graph
+    applied = set(loader.applied_migrations)
+    on_disk = set(loader.disk_migrations) | set(graph.nodes)
+    labels = {key[0] for key in graph.nodes} | {key[0] for key in applied}
+    state: AppsState = {}
+    for app in sorted(labels):
+        names = ordered_app_nodes(graph, app)
+        state[app] = {
+            "applied": [name for name in names if (app, name) in applied],
+            "unapplied": [name for name in names if (app, name) not in applied],
+            "leaf": sorted(key[1] for key in graph.leaf_nodes(app)),
+            "ghosts": sorted(key[1] for key in applied if key[0] == app and key not in on_disk),
+        }
+    return state
+
+
+def applied_keys(state: AppsState) -> List[str]:
+    """Return every applied migration (ghosts included) as sorted ``app.name`` strings."""
+    keys = []
+    for app, info in state.items():
+        keys.extend("%s.%s" % (app, name) for name in info["applied"] + info["ghosts"])
+    return sorted(keys)
+
+
+# --- Targets and plans -----------------------------------------------------------
+
+
+def migration_order(loader: Any) -> Dict[str, List[str]]:
+    """Return every app's on-disk migration names in dependency order."""
+    graph = loader.graph
+    return {app: ordered_app_nodes(graph, app) for app in sorted({key[0] for key in graph.nodes})}
+
+
+def resolve_target(state: AppsState, order: Dict[str, List[str]], app: str, target: Optional[str]) -> Optional[str]:
+    """Return the migration name ``target`` designates in ``app`` (None for zero).
+
+    Accepts an exact name, a unique prefix, ``zero``, or nothing for the leaf.
+    """
+    known_apps = sorted(name for name, names in order.items() if names)
+    if app not in known_apps:
+        raise ProbeError(
+            "unknown_app",
+            "App '%s' has no migrations in this code. Apps with migrations: %s."
+            % (app, ", ".join(known_apps) or "none"),
+            known_apps=known_apps,
+        )
+    info = state[app]
+    names = order[app]
+    if target in (None, ""):
+        if len(info["leaf"]) != 1:
+            raise ProbeError(
+                "multiple_leaves",
+                "App '%s' has %d leaf migrations (%s); name the target explicitly or merge them."
+                % (app, len(info["leaf"]), ", ".join(info["leaf"])),
+                leaf=info["leaf"],
+            )
+        return info["leaf"][0]
+    if target == "zero":
+        return None
+    if target in names:
+        return target
+    candidates = [name for name in names if name.startswith(str(target))]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise ProbeError(
+            "ambiguous_target",
+            "Target '%s' matches several migrations of '%s': %s. Give more of the name."
+            % (target, app, ", ".join(candidates)),
+            candidates=candidates,
+        )
+    raise ProbeError(
+        "unknown_target",
+        "App '%s' has no migration '%s'. Known migrations: %s (or 'zero')." % (app, target, ", ".join(names)),
+        known_migrations=names,
+    )
+
+
+def blocking_ghosts(ghosts: Iterable[str], target: Optional[str]) -> List[str]:
+    """Return the ghosts that sit above ``target`` (all of them for zero or an unnumbered target).
+
+    A ghost numbered at or below the target (a leftover of squashed or
+    deleted history) is reported by the query but does not block a plan.
+    """
+    ghosts = sorted(ghosts)
+    limit = migration_number(target) if target else None
+    if limit is None:
+        return ghosts
+    return [ghost for ghost in ghosts if (migration_number(ghost) or limit + 1) > limit]
+
+
+def operation_flags(operation: Any) -> Tuple[bool, bool]:
+    """Return (reversible, lossy) for one operation, looking inside SeparateDatabaseAndState.
+
+    Lossy: Django can unapply it, but its reverse does nothing (RunPython.noop,
+    an empty RunSQL reverse), so data it changed stays changed.
+    """
+    from django.db.migrations.operations import RunPython, RunSQL, SeparateDatabaseAndState
+
+    if isinstance(operation, SeparateDatabaseAndState):
+        flags = [operation_flags(inner) for inner in operation.database_operations]
+        return all(flag[0] for flag in flags), any(flag[1] for flag in flags)
+    reversible = bool(operation.reversible)
+    lossy = False
+    if reversible and isinstance(operation, RunPython):
+        lossy = operation.reverse_code is RunPython.noop
+    elif reversible and isinstance(operation, RunSQL):
+        lossy = operation.reverse_sql in (RunSQL.noop, [], ())
+    return reversible, lossy
+
+
+def describe_operation(operation: Any) -> Dict[str, Any]:
+    """Return one operation as a JSON-friendly dict."""
+    reversible, lossy = operation_flags(operation)
+    try:
+        description = operation.describe()
+    except Exception:  # a third-party operation with a broken describe() must not hide the plan
+        description = type(operation).__name__
+    return {
+        "type": type(operation).__name__,
+        "description": description,
+        "reversible": reversible,
+        "lossy": lossy,
+    }
+
+
+def describe_plan(plan: Iterable[Tuple[Any, bool]]) -> List[Dict[str, Any]]:
+    """Return Django's plan as steps; ``irreversible``/``lossy`` describe undoing each step."""
+    steps = []
+    for migration, backwards in plan:
+        operations = [describe_operation(operation) for operation in migration.operations]
+        steps.append(
+            {
+                "app": migration.app_label,
+                "name": migration.name,
+                "direction": "backwards" if backwards else "forwards",
+                "operations": operations,
+                "irreversible": not all(operation["reversible"] for operation in operations),
+                "lossy": any(operation["lossy"] for operation in operations),
+                "atomic": bool(getattr(migration, "atomic", True)),
+            }
+        )
+    return steps
+
+
+def step_key(step: Dict[str, Any]) -> str:
+    """Return a plan step as ``app.name``."""
+    return "%s.%s" % (step["app"], step["name"])
+
+
+def predicted_state(state: AppsState, order: Dict[str, List[str]], steps: List[Dict[str, Any]]) -> AppsState:
+    """Return the state after ``steps`` ran, without running them."""
+    result = json.loads(json.dumps(state))
+    for step in steps:
+        info = result[step["app"]]
+        if step["direction"] == "forwards" and step["name"] not in info["applied"]:
+            info["applied"].append(step["name"])
+        elif step["direction"] == "backwards" and step["name"] in info["applied"]:
+            info["applied"].remove(step["name"])
+    for app, info in result.items():
+        names = order.get(app, [])
+        applied = set(info["applied"])
+        info["applied"] = [name for name in names if name in applied]
+        info["unapplied"] = [name for name in names if name not in applied]
+    return result
+
+
+def goal_label(app: Optional[str], targets: Dict[str, Optional[str]]) -> str:
+    """Return what the request asks for, as words: ``shop to 0003_item_price`` or ``every app to its leaf``."""
+    if app:
+        return "%s to %s" % (app, targets[app] or "zero")
+    return "every app to its leaf"
+
+
+def refuse_unsafe_plan(goal: str, steps: List[Dict[str, Any]], allow_lossy: bool) -> None:
+    """Raise ProbeError when a backwards step is irreversible, or lossy without allow_lossy."""
+    backwards = [step for step in steps if step["direction"] == "backwards"]
+    irreversible = [step_key(step) for step in backwards if step["irreversible"]]
+    if irreversible:
+        raise ProbeError(
+            "irreversible",
+            "Cannot migrate %s: %s cannot be unapplied (Django would raise IrreversibleError). "
+            "Nothing was run. Restore a backup taken before %s instead."
+            % (goal, ", ".join(irreversible), irreversible[0]),
+            irreversible_steps=irreversible,
+        )
+    lossy = [step_key(step) for step in backwards if step["lossy"]]
+    if lossy and not allow_lossy:
+        raise ProbeError(
+            "lossy",
+            "Migrating %s unapplies %s, whose reverse does nothing: the data it changed stays "
+            "changed. Nothing was run. Take a backup, then set allow_lossy: true to go ahead."
+            % (goal, ", ".join(lossy)),
+            lossy_steps=lossy,
+        )
+
+
+def refuse_ghosts(state: AppsState, targets: Dict[str, Optional[str]]) -> None:
+    """Raise ProbeError when an app has ghost migrations above its target."""
+    ghosts = {app: blocking_ghosts(state[app]["ghosts"], target) for app, target in targets.items()}
+    ghosts = {app: names for app, names in ghosts.items() if names}
+    if ghosts:
+        raise ProbeError(
+            "ghosts",
+            "The database has %s applied, which this code does not contain."
+            % ", ".join("%s.%s" % (app, name) for app, names in sorted(ghosts.items()) for name in names),
+            ghosts=ghosts,
+        )
+
+
+# --- Running the request ---------------------------------------------------------------
+
+
+def new_executor(connection: Any) -> Any:
+    from django.db.migrations.executor import MigrationExecutor
+
+    return MigrationExecutor(connection)
+
+
+def current_state(connection: Any) -> AppsState:
+    return describe_state(new_executor(connection).loader)
+
+
+def handle_request(request: Dict[str, Any], output: io.StringIO) -> Dict[str, Any]:
+    """Serve one request once Django is set up; return the result document."""
+    import django
+    from django.db import connections
+
+    connection = connections["default"]
+    executor = new_executor(connection)
+    before = describe_state(executor.loader)
+    result: Dict[str, Any] = {"ok": True, "django_version": django.get_version(), "before": before}
+    if request["action"] == "query":
+        return result
+
+    app = request.get("app")
+    order = migration_order(executor.loader)
+    targets = resolve_targets(before, order, app, request.get("target"))
+    goal = goal_label(app, targets)
+    result["targets"] = {name: target or "zero" for name, target in targets.items()}
+    if app:
+        result["target"] = result["targets"][app]
+    steps: List[Dict[str, Any]] = []
+    try:
+        refuse_ghosts(before, targets)
+        steps = describe_plan(executor.migration_plan(list(targets.items())))
+        refuse_unsafe_plan(goal, steps, bool(request.get("allow_lossy")))
+    except ProbeError as refusal:
+        refusal.details.update({key: value for key, value in result.items() if key != "ok"}, plan=steps)
+        raise
+    result["plan"] = steps
+    if request["action"] == "plan" or not steps:
+        result["after"] = predicted_state(before, order, steps)
+        return result
+
+    arguments = [app, targets[app] or "zero"] if app else []
+    result["migrate_output"] = run_migrate(connection, arguments, goal, before, request, output)
+    result["after"] = current_state(connection)
+    return result
+
+
+def resolve_targets(
+    state: AppsState, order: Dict[str, List[str]], app: Optional[str], target: Optional[str]
+) -> Dict[str, Optional[str]]:
+    """Return {app: migration name or None for zero}: one app, or every app to its leaf."""
+    if app:
+        return {app: resolve_target(state, order, app, target)}
+    return {name: resolve_target(state, order, name, None) for name, names in order.items() if names}
+
+
+def run_migrate(
+    connection: Any,
+    arguments: List[str],
+    goal: str,
+    before: AppsState,
+    request: Dict[str, Any],
+    output: io.StringIO,
+) -> List[str]:
+    """Run ``migrate [APP TARGET]``; on any failure bring the migration state back, then raise."""
+    from django.core.management import call_command
+
+    migrate_output = io.StringIO()
+    try:
+        call_command(
+            "migrate",
+            *arguments,
+            interactive=False,
+            verbosity=1,
+            stdout=migrate_output,
+            stderr=migrate_output,
+        )
+    except BaseException as error:
+        stop_soft_timer()
+        output.write(migrate_output.getvalue())
+        output.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+        raise migrate_failure(connection, goal, before, request, error) from None
+    return migrate_output.getvalue().splitlines()
+
+
+def migrate_failure(
+    connection: Any,
+    goal: str,
+    before: AppsState,
+    request: Dict[str, Any],
+    error: BaseException,
+) -> ProbeError:
+    """Restore the state migrate started from, and describe the failure and the restore."""
+    timed_out = isinstance(error, ProbeTimeout)
+    what = (
+        "timed out after %s s" % request.get("timeout")
+        if timed_out
+        else "failed: %s: %s" % (type(error).__name__, error)
+    )
+    restored, restore_note, now = restore_state(connection, before, bool(request.get("allow_lossy")))
+    return ProbeError(
+        "timeout" if timed_out else "migrate_failed",
+        "Migrating %s %s. %s" % (goal, what, restore_note),
+        restored=restored,
+        before=before,
+        after=now,
+    )
+
+
+def state_heads(info: Dict[str, List[str]], graph: Any, app: str) -> List[MigrationKey]:
+    """Return the applied migrations of ``app`` that have no applied child in the same app."""
+    applied = set(info["applied"])
+    heads = []
+    for name in info["applied"]:
+        children = graph.node_map[(app, name)].children if (app, name) in graph.node_map else set()
+        if not any(child[0] == app and child[1] in applied for child in children):
+            heads.append((app, name))
+    return heads
+
+
+def restore_state(connection: Any, before: AppsState, allow_lossy: bool) -> Tuple[bool, str, Optional[AppsState]]:
+    """Migrate every app whose applied set changed back to ``before``.
+
+    Returns (restored, a sentence for the operator, the state now).
+    """
+    try:
+        now = current_state(connection)
+        changed = sorted(app for app in before if app in now and now[app]["applied"] != before[app]["applied"])
+        if not changed:
+            return True, "The migration state is unchanged.", now
+        executor = new_executor(connection)
+        targets: List[Tuple[str, Optional[str]]] = []
+        for app in changed:
+            heads = state_heads(before[app], executor.loader.graph, app)
+            targets.extend(heads or [(app, None)])
+        steps = describe_plan(executor.migration_plan(targets))
+        blocked = [step_key(step) for step in steps if step["direction"] == "backwards" and step["irreversible"]]
+        blocked += [
+            step_key(step) for step in steps if step["direction"] == "backwards" and step["lossy"] and not allow_lossy
+        ]
+        if blocked:
+            return (
+                False,
+                (
+                    "It could not be undone automatically (%s would have to be unapplied); applied now: %s."
+                    % (", ".join(blocked), ", ".join(applied_keys({app: now[app] for app in changed})))
+                ),
+                now,
+            )
+        executor.migrate(targets, plan=executor.migration_plan(targets))
+        now = current_state(connection)
+        if all(now[app]["applied"] == before[app]["applied"] for app in changed):
+            return (
+                True,
+                "The migration state was restored to what it was before (%s undone)."
+                % ", ".join(step_key(step) for step in steps),
+                now,
+            )
+        return False, "Restoring the previous state did not complete; check with state=query.", now
+    except BaseException as error:  # the restore must never hide the original failure
+        return (
+            False,
+            "Restoring the previous state failed too (%s: %s); check with state=query."
+            % (
+                type(error).__name__,
+                error,
+            ),
+            None,
+        )
+
+
+# --- Starting Django through manage.py ------------------------------------------------
+
+
+def start_django(request: Dict[str, Any], work: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+    """Start Django the way the project's manage.py does, then run ``work``.
+
+    manage.py sets DJANGO_SETTINGS_MODULE with os.environ.setdefault and calls
+    execute_from_command_line; running it with that function swapped for
+    ``work`` honours any project's manage.py without knowing its settings.
+    """
+    if request.get("settings"):
+        os.environ["DJANGO_SETTINGS_MODULE"] = request["settings"]
+    try:
+        import django.core.management as management
+    except ImportError as error:
+        raise ProbeError(
+            "django_missing",
+            "Django cannot be imported by %s (%s). Point the python option at the interpreter "
+            "that runs the project." % (sys.executable, error),
+        ) from None
+
+    manage_py = os.path.abspath(request.get("manage_py") or "manage.py")
+    outcome: Dict[str, Dict[str, Any]] = {}
+
+    def entry(argv: Optional[List[str]] = None) -> None:
+        django_setup()
+        outcome["result"] = work()
+
+    if not os.path.isfile(manage_py):
+        if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+            raise ProbeError(
+                "manage_py_missing",
+                "%s does not exist and DJANGO_SETTINGS_MODULE is not set. Set workdir and "
+                "manage_py to the project's manage.py, or set settings." % manage_py,
+            )
+        sys.path.insert(0, os.getcwd())
+        entry()
+        return outcome["result"]
+
+    sys.path.insert(0, os.path.dirname(manage_py))
+    original = management.execute_from_command_line
+    management.execute_from_command_line = entry
+    sys.argv = [manage_py, _PROBE_COMMAND]
+    try:
+        runpy.run_path(manage_py, run_name="__main__")
+    except SystemExit as exit_:
+        if "result" not in outcome and exit_.code not in (None, 0):
+            raise ProbeError("manage_py_exit", "%s exited with %s before Django started." % (manage_py, exit_.code))
+    finally:
+        management.execute_from_command_line = original
+    if "result" not in outcome:
+        raise ProbeError(
+            "manage_py_unusual",
+            "%s did not call django.core.management.execute_from_command_line; set the settings "
+            "option so Django can be started without it." % manage_py,
+        )
+    return outcome["result"]
+
+
+def django_setup() -> None:
+    import django
+
+    try:
+        django.setup()
+    except ProbeTimeout:
+        raise
+    except BaseException as error:
+        raise DjangoStartError(error) from error
+
+
+class DjangoStartError(Exception):
+    """django.setup() failed: settings, an app import or the app registry."""
+
+
+# --- Timeouts ----------------------------------------------------------------------------
+
+
+def _raise_timeout(signum: int, frame: Any) -> None:
+    raise ProbeTimeout()
+
+
+def start_soft_timer(seconds: float) -> None:
+    """Interrupt the main thread after ``seconds`` so a running migration rolls back cleanly."""
+    if seconds > 0 and hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def stop_soft_timer() -> None:
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def start_hard_timer(seconds: float, emit: Callable[[Dict[str, Any]], None], output: io.StringIO) -> None:
+    """Kill the process after ``seconds`` if the main thread is stuck where signals cannot reach.
+
+    The database rolls back the open transaction when the connection drops.
+    """
+    if seconds <= 0:
+        return
+
+    def kill() -> None:
+        emit(
+            {
+                "ok": False,
+                "kind": "timeout",
+                "message": "Django was still busy %s s after the request started and was killed; "
+                "the database rolled back the migration in progress. Check the state with "
+                "state=query." % seconds,
+                "output": tail(output.getvalue()),
+                "restored": False,
+            }
+        )
+        os._exit(3)
+
+    timer = threading.Timer(seconds, kill)
+    timer.daemon = True
+    timer.start()
+
+
+# --- Input and output --------------------------------------------------------------------
+
+
+def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> List[str]:
+    """Return the last ``lines`` lines of ``text`` that say something.
+
+    Blank lines and the ^^^^ markers of recent tracebacks are dropped, so the
+    lines kept show more of what happened.
+    """
+    kept = [line for line in text.splitlines() if line.strip() and not re.match(r"^\s*[~^]+\s*$", line)]
+    return kept[-lines:]
+
+
+def parse_request(argv: List[str]) -> Dict[str, Any]:
+    """Return the JSON request given as the first argument, checked."""
+    if len(argv) < 2:
+        raise ProbeError("bad_request", "Usage: python - '<json request>'")
+    try:
+        request = json.loads(argv[1])
+    except ValueError as error:
+        raise ProbeError("bad_request", "The request is not JSON: %s" % error) from None
+    if request.get("action") not in ACTIONS:
+        raise ProbeError("bad_request", "action must be one of %s" % ", ".join(ACTIONS))
+    if request.get("target") and not request.get("app"):
+        raise ProbeError("bad_request", "target needs app")
+    return request
+
+
+def render(result: Dict[str, Any]) -> str:
+    """Return the result between sentinel lines, as the caller parses it."""
+    result = dict(result, protocol=PROTOCOL)
+    return "\n%s\n%s\n%s\n" % (BEGIN, json.dumps(result, sort_keys=True, default=str), END)
+
+
+def parse_output(stdout: str) -> Optional[Dict[str, Any]]:
+    """Return the last result document in ``stdout``, or None when there is none."""
+    start = stdout.rfind(BEGIN)
+    if start < 0:
+        return None
+    end = stdout.find(END, start)
+    if end < 0:
+        return None
+    try:
+        document = json.loads(stdout[start + len(BEGIN) : end])
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def make_emitter(stream: Any) -> Callable[[Dict[str, Any]], None]:
+    """Return a function that writes one result document, once, even from two threads."""
+    lock = threading.Lock()
+    emitted: List[bool] = []
+
+    def emit(result: Dict[str, Any]) -> None:
+        with lock:
+            if emitted:
+                return
+            emitted.append(True)
+            stream.write(render(result))
+            stream.flush()
+
+    return emit
+
+
+def failure_result(error: BaseException, output: io.StringIO) -> Dict[str, Any]:
+    """Return the document for an exception that escaped the request."""
+    if isinstance(error, ProbeError):
+        result = error.as_result()
+        result.setdefault("output", tail(output.getvalue()))
+        return result
+    if isinstance(error, ProbeTimeout):
+        kind, message = "timeout", "Django did not finish before the timeout; nothing was migrated."
+    elif isinstance(error, DjangoStartError):
+        error = error.__cause__ or error
+        kind, message = "django_failed", "Django could not start: %s: %s" % (type(error).__name__, error)
+    else:
+        kind, message = "django_failed", "Django failed: %s: %s" % (type(error).__name__, error)
+    output.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    return {"ok": False, "kind": kind, "message": message, "output": tail(output.getvalue())}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Serve the request in ``argv``; print one result document; return the exit code."""
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    emit = make_emitter(real_stdout)
+    output = io.StringIO()
+    try:
+        request = parse_request(list(sys.argv if argv is None else argv))
+    except ProbeError as error:
+        emit(error.as_result())
+        return 2
+    timeout = float(request.get("timeout") or 0)
+    start_hard_timer(timeout + float(request.get("grace") or 0) if timeout else 0, emit, output)
+    start_soft_timer(timeout)
+    # Whatever the project prints (settings, app imports, logging) must not mix with the result.
+    sys.stdout = sys.stderr = output
+    try:
+        result = start_django(request, lambda: handle_request(request, output))
+    except BaseException as error:
+        stop_soft_timer()
+        result = failure_result(error, output)
+    finally:
+        stop_soft_timer()
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
