@@ -31,6 +31,7 @@ images: bootstrap ## Build the lab images (only those whose inputs changed)
 lab: images ## Start the lab server and deploy the stack into it (site.yml)
 	@ansible-playbook playbooks/lab.yml
 	@ansible-playbook site.yml
+	@ansible-playbook playbooks/lab_seed.yml
 
 lab-down: bootstrap ## Remove the lab server and its volumes
 	@ansible-playbook playbooks/lab_down.yml

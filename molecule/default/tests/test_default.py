@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-testinfra_hosts = ["ansible://depotix-molecule"]
 
 
 def test_inner_docker_engine_answers(host):

@@ -134,8 +134,13 @@ def run_dump(config: dict[str, Any], out: Path) -> dict[str, int]:
     finally:
         if session.poll() is None:
             session.kill()
+    return parse_counts(stdout)
+
+
+def parse_counts(output: str) -> dict[str, int]:
+    """Return {table: rows} from lines of `schema.table<TAB>rows`."""
     counts = {}
-    for line in stdout.splitlines():
+    for line in output.splitlines():
         if "\t" in line:
             table, rows = line.split("\t", 1)
             counts[table] = int(rows)
@@ -192,6 +197,92 @@ def cmd_verify(config: dict[str, Any], name: str) -> dict[str, Any]:
     return {"changed": False, "path": str(path), "sha256": actual, "entries": entries}
 
 
+def psql(config: dict[str, Any], sql: str, database: str = "postgres") -> str:
+    """Run SQL as the superuser over the container's local socket; return its output."""
+    done = docker_exec(config, ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                "-U", config["user"], "-d", database],
+                       input=sql, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BackupError(f"psql failed on {database}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def quote_ident(name: str) -> str:
+    """Return a PostgreSQL identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_counts(config: dict[str, Any], database: str) -> dict[str, int]:
+    """Return the row count of every user table of a database."""
+    return parse_counts(psql(config, table_counts_sql(), database))
+
+
+def restore_into(config: dict[str, Any], path: Path, database: str, jobs: int) -> None:
+    """Restore a dump into a new database of that name (dropped first if it exists)."""
+    owner = config.get("owner") or config["user"]
+    inside = f"/tmp/depotix-restore-{os.getpid()}.dump"
+    psql(config, f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE);")
+    psql(config, f"CREATE DATABASE {quote_ident(database)} OWNER {quote_ident(owner)};")
+    copied = subprocess.run([config["docker"], "cp", str(path), f"{config['container']}:{inside}"],
+                            capture_output=True, text=True, check=False)
+    if copied.returncode != 0:
+        raise BackupError(f"copying {path.name} into {config['container']} failed: {copied.stderr.strip()}")
+    try:
+        restored = docker_exec(config, ["pg_restore", "--exit-on-error", f"--jobs={jobs}", "-U", config["user"],
+                                        "-d", database, inside], capture_output=True, text=True)
+        if restored.returncode != 0:
+            raise BackupError(f"pg_restore into {database} failed: {restored.stderr.strip()[-500:]}")
+    finally:
+        docker_exec(config, ["rm", "-f", inside], capture_output=True)
+
+
+def resolve_dump(config: dict[str, Any], name: str) -> str:
+    """Return the file name of a dump; `latest` is the newest complete dump."""
+    if name != "latest":
+        return name
+    dumps = sorted(p.name for p in Path(config["directory"]).glob(f"{config['prefix']}_*.dump"))
+    if not dumps:
+        raise BackupError(f"there is no dump in {config['directory']}: take one with 'depotix-backup dump'.")
+    return dumps[-1]
+
+
+def cmd_restore(config: dict[str, Any], name: str, jobs: int) -> dict[str, Any]:
+    """Restore a verified dump over the live database.
+
+    The dump goes into a new database first; only when pg_restore succeeded is the live
+    database dropped and the new one renamed into its place. A run killed halfway leaves
+    the live database as it was, and running again starts over.
+    """
+    verified = cmd_verify(config, resolve_dump(config, name))
+    database = config["database"]
+    staging = f"{database}_restoring"
+    restore_into(config, Path(verified["path"]), staging, jobs)
+    psql(config, f"DROP DATABASE IF EXISTS {quote_ident(database)} WITH (FORCE);\n"
+                 f"ALTER DATABASE {quote_ident(staging)} RENAME TO {quote_ident(database)};")
+    return {"changed": True, "path": verified["path"], "sha256": verified["sha256"], "database": database,
+            "tables": table_counts(config, database)}
+
+
+def cmd_drill(config: dict[str, Any], name: str, jobs: int) -> dict[str, Any]:
+    """Restore a dump into a scratch database, compare row counts with the dump's record, drop it."""
+    verified = cmd_verify(config, resolve_dump(config, name))
+    recorded = json.loads(Path(f"{verified['path']}.json").read_text()).get("tables", {})
+    scratch = f"{config['database']}_drill"
+    try:
+        restore_into(config, Path(verified["path"]), scratch, jobs)
+        restored = table_counts(config, scratch)
+    finally:
+        psql(config, f"DROP DATABASE IF EXISTS {quote_ident(scratch)} WITH (FORCE);")
+    differences = {t: {"recorded": recorded.get(t), "restored": restored.get(t)}
+                   for t in sorted(set(recorded) | set(restored)) if recorded.get(t) != restored.get(t)}
+    result = {"changed": False, "path": verified["path"], "tables": len(restored),
+              "rows": sum(restored.values()), "differences": differences, "ok": not differences}
+    if differences:
+        raise BackupError(f"drill of {Path(verified['path']).name} found different row counts: "
+                          f"{json.dumps(differences)}")
+    return result
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Return the parsed command line."""
     parser = argparse.ArgumentParser(prog="depotix-backup", description=__doc__.splitlines()[0])
@@ -200,7 +291,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     dump = sub.add_parser("dump", help="take a verified dump")
     dump.add_argument("--label", default="", help="release or reason, part of the file name")
     verify = sub.add_parser("verify", help="check a dump's checksum and archive")
-    verify.add_argument("name", help="file name inside the backup directory")
+    verify.add_argument("name", help="file name inside the backup directory, or latest")
+    for command, text in (("restore", "restore a verified dump over the live database"),
+                          ("drill", "restore a dump into a scratch database and compare row counts")):
+        sub_parser = sub.add_parser(command, help=text)
+        sub_parser.add_argument("name", help="file name inside the backup directory, or latest")
+        sub_parser.add_argument("--jobs", type=int, default=2, help="parallel pg_restore jobs")
     return parser.parse_args(argv)
 
 
@@ -210,8 +306,12 @@ def main(argv: list[str]) -> int:
         config = load_config(args.config)
         if args.command == "dump":
             result = cmd_dump(config, args.label)
+        elif args.command == "verify":
+            result = cmd_verify(config, resolve_dump(config, args.name))
+        elif args.command == "restore":
+            result = cmd_restore(config, args.name, args.jobs)
         else:
-            result = cmd_verify(config, args.name)
+            result = cmd_drill(config, args.name, args.jobs)
     except BackupError as exc:
         print(f"depotix-backup: {exc}", file=sys.stderr)
         return 1
