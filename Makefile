@@ -43,12 +43,12 @@ lint: bootstrap ## yamllint, ansible-lint (production profile), secret scan
 	ansible-lint --profile production
 	detect-secrets-hook --baseline .secrets.baseline $$(git ls-files)
 
-unit: bootstrap ## Unit tests: the module and its helper, the reference API (real PostgreSQL)
-	$(PYTEST) -q tests/unit
+unit: bootstrap ## Unit tests: modules, scripts, role contracts, the reference API (real PostgreSQL)
+	$(PYTEST) -q tests/unit tests/roles $(wildcard tests/backup tests/security)
 	$(PYTEST) -q tests/app
 
-molecule: images ## All Molecule scenarios, one after another
-	molecule test --all
+molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, default 2)
+	molecule/run-all.sh
 
 clean: lab-down ## Remove the lab and the virtualenv
 	rm -rf $(VENV) lab/api/wheels

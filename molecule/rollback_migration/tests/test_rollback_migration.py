@@ -1,0 +1,86 @@
+"""Runbook scenario 1 after a 2.0 deploy: 0008 unapplied with its own image, nothing lost."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from depotix_checks import (PROJECT_DIR, applied_migrations, check_constraints, columns, health, recorded,
+                            table_counts)
+
+
+def run_log(name: str) -> str:
+    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"{name}.log").read_text()
+
+
+def reports(host, scenario: str) -> list[dict]:
+    names = host.check_output(f"ls {PROJECT_DIR}/reports").split()
+    return [json.loads(host.file(f"{PROJECT_DIR}/reports/{n}").content_string)
+            for n in sorted(names) if n.startswith(f"rollback_scenario{scenario}_")]
+
+
+def test_0008_is_unapplied(host):
+    assert applied_migrations(host, "inventory")[-1] == "0007_populate_customer_numbers"
+
+
+def test_idempotency_key_is_gone(host):
+    assert "idempotency_key" not in columns(host, "inventory_stockmovement")
+
+
+@pytest.mark.parametrize(("table", "present", "absent"), [
+    ("inventory_stockmovement", "inventory_stockmovement_qty_base_non_negative", "inventory_stockmovement_qty_base_positive"),
+    ("inventory_inventoryitem", None, "inventory_inventoryitem_quantity_non_negative"),
+])
+def test_0008_constraints_are_removed(host, table, present, absent):
+    constraints = check_constraints(host, table)
+    assert absent not in constraints
+    if present:
+        assert constraints[present] == "CHECK ((qty_base >= 0))"
+
+
+def test_api_is_healthy(host):
+    assert health(host)[0] == 200
+
+
+def test_no_row_was_lost(host):
+    assert table_counts(host) == recorded(host, "counts_before_rollback")
+
+
+def test_each_run_wrote_a_report_with_a_backup_and_no_loss(host):
+    runs = reports(host, "1")
+    assert len(runs) == 2
+    first, second = runs
+    assert first["backup"].startswith("/home/deploy/backups/") and first["movements_lost"] == 0
+    assert first["migrations_after"]["inventory"]["applied"][-1] == "0007_populate_customer_numbers"
+    assert second["plan"][-1].strip() == "nothing to do: already there"
+
+
+def test_check_mode_and_bad_inputs_changed_nothing(host):
+    assert recorded(host, "state_after_check") == recorded(host, "state_before_rollback")
+    assert recorded(host, "state_after_check")["inventory"] == "0008_add_idempotency_and_constraints"
+
+
+def test_check_mode_showed_the_plan():
+    log = run_log("check")
+    assert "backwards inventory 0008_add_idempotency_and_constraints" in log
+    assert "LOSSY" in log and "CHECK MODE" in log
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing", "No scenario given"),
+    ("zero", "Unknown scenario '0'"),
+    ("five", "Unknown scenario '5'"),
+    ("abc", "Unknown scenario 'abc'"),
+    ("injection", "Unknown scenario '1;reboot'"),
+    ("migration_target", "0042_does_not_exist"),
+    ("target_release", "Unknown target_release '9.9'"),
+])
+def test_bad_input_is_refused_with_a_clear_message(name, message):
+    log = run_log(f"bad_{name}")
+    assert message in log
+
+
+@pytest.mark.parametrize("name", ["missing", "zero", "five", "abc", "injection"])
+def test_a_bad_scenario_is_refused_on_the_controller_before_any_host(name):
+    recap = run_log(f"bad_{name}").split("PLAY RECAP")[-1]
+    assert "localhost" in recap and "depotix-" not in recap

@@ -1,0 +1,40 @@
+"""Runbook scenario 2 twice: 2.1 -> 2.0 -> 1.0, migrations unapplied with the image that has them."""
+
+from depotix_checks import (applied_migrations, check_constraints, columns, container_health, container_image, health,
+                            ledger, recorded, table_counts)
+
+
+def test_first_rollback_went_from_2_1_to_2_0_unapplying_0009(host):
+    state = recorded(host, "state_after_first")
+    assert (state["image"], state["inventory"]) == ("depotix-lab/api:2.0", "0008_add_idempotency_and_constraints")
+
+
+def test_second_rollback_runs_1_0_healthy(host):
+    assert container_image(host, "api") == "depotix-lab/api:1.0"
+    assert container_health(host, "api") == "healthy"
+    status, body = health(host)
+    assert (status, body.get("release")) == (200, "1.0")
+
+
+def test_schema_is_back_at_0007_without_0008_or_0009_traces(host):
+    assert applied_migrations(host, "inventory")[-1] == "0007_populate_customer_numbers"
+    assert not {"idempotency_key"} & columns(host, "inventory_stockmovement")
+    assert "location" not in columns(host, "inventory_inventoryitem")
+    assert "inventory_inventoryitem_quantity_non_negative" not in check_constraints(host, "inventory_inventoryitem")
+
+
+def test_ledger_pops_back_to_1_0(host):
+    entries = [(e["release"], e["action"], e["outcome"]) for e in ledger(host)]
+    assert entries[-2:] == [("2.0", "rollback", "ok"), ("1.0", "rollback", "ok")]
+
+
+def test_no_row_was_lost(host):
+    assert table_counts(host) == recorded(host, "counts_before_rollback")
+
+
+def test_downtime_was_measured_and_bounded(host):
+    for name in ("first", "second"):
+        poll = recorded(host, f"poller_{name}")
+        print(f"rollback {name}: {poll}")
+        assert poll["samples"] > 50
+        assert poll["non_200_seconds"] < 30

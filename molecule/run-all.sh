@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
+# has its own lab server (depotix-<scenario>), so they do not share state. One log per
+# scenario in .cache/molecule/, one line per scenario here, the tail of each failure,
+# and a closing "N passed, N failed" line. Exits non-zero when any scenario failed.
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+jobs=${DEPOTIX_MOLECULE_JOBS:-2}
+logs=.cache/molecule
+mkdir -p "$logs"
+rm -f "$logs"/*.log "$logs"/*.status
+
+scenarios=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
+[ -n "${DEPOTIX_SCENARIOS:-}" ] && scenarios=$DEPOTIX_SCENARIOS
+
+run_one() {
+  local scenario=$1 start rc
+  start=$(date +%s)
+  molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1
+  rc=$?
+  printf '%s %s %s\n' "$rc" "$(( $(date +%s) - start ))" "$scenario" >"$logs/$scenario.status"
+  printf '  %-26s %s in %ss\n' "$scenario" "$([ "$rc" -eq 0 ] && echo passed || echo FAILED)" "$(( $(date +%s) - start ))"
+}
+export -f run_one
+export logs
+
+echo "molecule: $(echo $scenarios | wc -w) scenarios, $jobs at a time (logs in $logs/)"
+started=$(date +%s)
+printf '%s\n' $scenarios | xargs -P "$jobs" -I{} bash -c 'run_one {}'
+
+passed=0 failed=0
+for scenario in $scenarios; do
+  read -r rc _ _ <"$logs/$scenario.status" 2>/dev/null || rc=1
+  if [ "$rc" -eq 0 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "---- $scenario failed; end of $logs/$scenario.log:"
+    tail -n 60 "$logs/$scenario.log" | sed 's/\x1b\[[0-9;]*m//g'
+  fi
+done
+echo "molecule: all scenarios in $(( $(date +%s) - started ))s"
+echo "molecule: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
