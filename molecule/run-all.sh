@@ -36,8 +36,9 @@ for scenario in $scenarios; do
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
-    echo "---- $scenario failed; end of $logs/$scenario.log:"
-    tail -n 60 "$logs/$scenario.log" | sed 's/\x1b\[[0-9;]*m//g'
+    echo "---- $scenario failed; what went wrong, from $logs/$scenario.log:"
+    sed 's/\x1b\[[0-9;]*m//g' "$logs/$scenario.log" \
+      | grep -E 'fatal:|FAILED!|msg|^ *. E |[0-9]+ (passed|failed)|Executed: Failed|ERROR' | head -n 40
   fi
 done
 echo "molecule: all scenarios in $(( $(date +%s) - started ))s"
