@@ -18,6 +18,11 @@ description:
   - O(state=migrated) computes the exact plan to bring O(app) to O(target) (forwards or
     backwards), or every app to its leaf when O(app) is not given, checks it before anything
     runs, runs C(migrate [APP TARGET] --noinput), and reads the state again.
+  - With O(targets), several apps are brought to their own targets in one Django start - for example
+    every app back to the leaves the release ledger recorded for the previous release. Django's executor
+    plans all targets together, every check below applies to the whole plan, then C(migrate APP TARGET)
+    runs app by app in the plan's order, and the state is read again. With O(targets_unlisted=zero),
+    apps that the previous release did not have yet go to zero in the same plan.
   - Each plan step names its operations and says whether undoing it is impossible (irreversible,
     Django would raise C(IrreversibleError)) or lossy (a C(RunPython)/C(RunSQL) whose reverse is a
     no-op). A backwards plan with an irreversible step fails; one with a lossy step runs only with
@@ -42,15 +47,44 @@ options:
   app:
     description:
       - Django app label to migrate, with O(state=migrated).
-      - Omitted, every app is migrated to its leaf migration (the deploy of a release).
+      - Omitted (and without O(targets)), every app is migrated to its leaf migration (the deploy of
+        a release).
+      - Mutually exclusive with O(targets).
     type: str
   target:
     description:
       - Migration to bring O(app) to - a full name (V(0007_populate_customer_numbers)), a unique
         prefix (V(0007)), or V(zero) to unapply every migration of the app.
       - Omitted, the app's leaf migration (fails if the app has several leaves).
-      - Needs O(app).
+      - Needs O(app). Mutually exclusive with O(targets).
     type: str
+  targets:
+    description:
+      - Several apps to bring to their own targets in one plan, with O(state=migrated) - a dict of app
+        label to target.
+      - A target is a migration name, a unique prefix, V(zero), null for the app's leaf, or a list of leaf
+        names as the release ledger records them, so a ledger entry's C(leaves) can be given as it is.
+        In a list, names that another listed name depends on add nothing and an empty list means V(zero);
+        leaves that do not depend on each other fail (Django's migrate refuses an app with several leaves).
+      - Every app named must have migrations in the code Django runs; the task fails naming the others.
+        Quote migration names - YAML reads V(0007) as the number 7.
+      - Apps not named are left alone, except for what the plan must do to them because of dependencies
+        (see O(targets_unlisted)).
+      - The task fails before anything runs when the targets contradict each other (one app's target needs
+        migrations that another app's target unapplies).
+      - Mutually exclusive with O(app) and O(target).
+    type: dict
+  targets_unlisted:
+    description:
+      - What to do with apps that have migrations applied in the database but are not named in O(targets).
+      - V(keep) leaves them as they are.
+      - V(zero) unapplies all their migrations, in the same plan, for a rollback to a release in which a newer
+        app did not exist yet. Run it with the image that contains those apps - the older release's image
+        does not have their migrations and fails, naming them as ghosts.
+      - Needs O(targets).
+    type: str
+    choices: [keep, zero]
+    default: keep
   allow_lossy:
     description:
       - Run a backwards plan that unapplies lossy steps (data changes that their reverse does not
@@ -144,6 +178,8 @@ notes:
   - The probe's source is sent to the container on stdin; nothing is copied into the image.
   - Backwards plans are checked step by step; a forwards plan is always allowed, and
     RV(rollback_safe) tells whether it could later be undone without loss.
+  - With O(targets), C(migrate) runs once per app that has steps in the plan, all in the same Django
+    start; if one of them fails, what the earlier ones changed is undone too.
 requirements:
   - The docker CLI on the host, and C(timeout) from coreutils to stop a docker client that hangs.
   - Django and Python 3.8 or later in the container (tested with Django 5.2).
@@ -175,6 +211,26 @@ EXAMPLES = r"""
     target: 0007_populate_customer_numbers
     allow_lossy: true
     ledger: /home/deploy/Depotix/releases.json
+
+- name: Take every app back to the previous release's leaves with the new image, dropping newer apps
+  django_migration:
+    image: depotix/api:2.1
+    network: server_appnet
+    env_file: /home/deploy/Depotix/api.env
+    state: migrated
+    targets: "{{ ledger.previous.leaves }}"
+    targets_unlisted: zero
+    allow_lossy: true
+    ledger: /home/deploy/Depotix/releases.json
+
+- name: Bring inventory and apitokens to given migrations in one plan
+  django_migration:
+    container: api
+    state: migrated
+    targets:
+      inventory: "0007"
+      apitokens: zero
+  check_mode: true
 
 - name: Migrate every app to the new release's leaves from its image, before switching containers
   django_migration:
@@ -265,12 +321,20 @@ target:
   type: str
   sample: 0007_populate_customer_numbers
 targets:
-  description: Per app migrated, the migration it was brought to (every app's leaf without O(app)).
+  description:
+    - Per app migrated, the migration it was brought to, or V(zero) - every app's leaf without O(app) and
+      O(targets); with O(targets), the apps named (and those O(targets_unlisted=zero) took to zero).
   returned: state=migrated
   type: dict
-  sample: {inventory: 0007_populate_customer_numbers}
+  sample: {inventory: 0007_populate_customer_numbers, apitokens: zero}
+unlisted_zeroed:
+  description: Apps not named in O(targets) that O(targets_unlisted=zero) brought (or, in check mode, would bring) to zero.
+  returned: state=migrated with targets
+  type: list
+  elements: str
+  sample: [apitokens]
 app:
-  description: The app migrated (null when every app was).
+  description: The app migrated (null when every app, or the apps of O(targets), were).
   returned: state=migrated
   type: str
   sample: inventory
@@ -334,11 +398,24 @@ django_version:
 kind:
   description:
     - On failure, what went wrong - V(unknown_app), V(unknown_target), V(ambiguous_target),
-      V(multiple_leaves), V(ghosts), V(irreversible), V(lossy), V(migrate_failed), V(timeout),
-      V(django_failed), V(container_unavailable), V(docker_failed) and a few more.
+      V(multiple_leaves), V(conflicting_targets), V(ghosts), V(irreversible), V(lossy), V(migrate_failed),
+      V(timeout), V(django_failed), V(container_unavailable), V(docker_failed) and a few more.
   returned: failure
   type: str
   sample: ghosts
+unknown_apps:
+  description: On V(unknown_app) with O(targets), the apps named that the code has no migrations for.
+  returned: failure
+  type: list
+  elements: str
+  sample: [apitokens]
+conflicts:
+  description:
+    - On V(conflicting_targets), per app the plan could not leave at its target, the migrations that would
+      be C(missing) and those that would be C(extra)ly applied.
+  returned: failure
+  type: dict
+  sample: {shop: {missing: [], extra: [0002_item_sku]}}
 restored:
   description: After a failed or timed-out C(migrate), whether the previous migration state was restored.
   returned: failure after migrate started
@@ -361,12 +438,15 @@ from ansible.module_utils.django_migration_docker import (
     ProbeOptions,
     run_probe,
 )
+from ansible.module_utils.django_migration_probe import UNLISTED_CHOICES, normalise_targets
 from ansible.module_utils.django_migration_results import failure, migrated_result, query_result
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     state=dict(type="str", default="query", choices=["query", "migrated"]),
     app=dict(type="str"),
     target=dict(type="str"),
+    targets=dict(type="dict"),
+    targets_unlisted=dict(type="str", default="keep", choices=list(UNLISTED_CHOICES)),
     allow_lossy=dict(type="bool", default=False),
     container=dict(type="str"),
     image=dict(type="str"),
@@ -386,6 +466,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
 MODULE_RULES: Dict[str, Any] = dict(
     required_one_of=[("container", "image")],
     required_by={"network": "image", "env_file": "image", "volumes": "image", "target": "app"},
+    mutually_exclusive=[("targets", "app"), ("targets", "target")],
     supports_check_mode=True,
 )
 
@@ -395,12 +476,32 @@ def build_request(module: AnsibleModule) -> Dict[str, Any]:
     params = module.params
     if params["state"] == "query":
         return {"action": "query"}
-    return {
+    request: Dict[str, Any] = {
         "action": "plan" if module.check_mode else "migrate",
-        "app": params["app"] or None,
-        "target": params["target"] or None,
         "allow_lossy": params["allow_lossy"],
     }
+    if params["targets"] is not None:
+        request.update(targets=params["targets"], targets_unlisted=params["targets_unlisted"])
+    else:
+        request.update(app=params["app"] or None, target=params["target"] or None)
+    return request
+
+
+def check_targets(module: AnsibleModule) -> None:
+    """Fail on targets and targets_unlisted that cannot mean anything; normalise targets in place."""
+    params = module.params
+    if params["targets"] is None:
+        if params["targets_unlisted"] == "zero":
+            module.fail_json(
+                msg="targets_unlisted=zero needs targets: without them every app would be unlisted and go to zero."
+            )
+        return
+    if params["state"] != "migrated":
+        module.fail_json(msg="targets needs state=migrated; state=query reads every app anyway.")
+    try:
+        params["targets"] = normalise_targets(params["targets"])
+    except ValueError as error:
+        module.fail_json(msg=str(error))
 
 
 def check_host_inputs(module: AnsibleModule) -> str:
@@ -420,6 +521,7 @@ def check_host_inputs(module: AnsibleModule) -> str:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, **MODULE_RULES)
+    check_targets(module)
     docker = check_host_inputs(module)
     client = DockerClient(
         run=lambda argv, data: module.run_command(argv, data=data, binary_data=True),

@@ -20,7 +20,9 @@ description:
 version_added: "1.0.0"
 options:
   path:
-    description: Path of the ledger file on the host.
+    description:
+      - Path of the ledger file on the host. A missing file is an empty ledger (nothing deployed yet);
+        a file that is not a ledger fails the task rather than being overwritten.
     type: path
     required: true
   state:
@@ -107,135 +109,69 @@ history:
   sample: ["1.0", "2.0"]
 """
 
-import datetime as dt
-import json
-import os
-import tempfile
-from typing import Any
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.release_ledger import (
+    LedgerError,
+    ledger_summary,
+    load_entries,
+    new_entry,
+    repeats_current,
+    write_entries,
+)
 
-
-def load_entries(path: str) -> list[dict[str, Any]]:
-    """Return the ledger's entries; a missing file is an empty ledger."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        return []
-    entries = data.get("entries", []) if isinstance(data, dict) else data
-    if not isinstance(entries, list):
-        raise ValueError("the file holds no list of entries")
-    return entries
-
-
-def release_stack(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Return the good entries in force, oldest first: deploys push, rollbacks pop back."""
-    stack: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.get("outcome") != "ok":
-            continue
-        if entry.get("action") == "rollback":
-            while stack and stack[-1].get("release") != entry.get("release"):
-                stack.pop()
-            if stack:
-                stack[-1] = entry
-                continue
-        if stack and stack[-1].get("release") == entry.get("release"):
-            stack[-1] = entry
-        else:
-            stack.append(entry)
-    return stack
-
-
-def summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return entries, current, previous and history of a ledger."""
-    stack = release_stack(entries)
-    return {
-        "entries": entries,
-        "current": stack[-1] if stack else None,
-        "previous": stack[-2] if len(stack) > 1 else None,
-        "history": [e.get("release") for e in stack],
-    }
-
-
-def write_entries(path: str, entries: list[dict[str, Any]], mode: str) -> None:
-    """Write the ledger atomically: a reader never sees half a file."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".releases.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"entries": entries}, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.chmod(tmp, int(mode, 8))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def new_entry(params: dict[str, Any]) -> dict[str, Any]:
-    """Return the entry O(state=recorded) appends."""
-    return {
-        "release": params["release"],
-        "image": params["image"],
-        "image_id": params["image_id"],
-        "leaves": params["leaves"],
-        "action": params["action"],
-        "outcome": params["outcome"],
-        "note": params["note"],
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
+    path=dict(type="path", required=True),
+    state=dict(type="str", choices=["read", "recorded"], default="read"),
+    release=dict(type="str"),
+    image=dict(type="str"),
+    image_id=dict(type="str"),
+    leaves=dict(type="dict", default={}),
+    action=dict(type="str", choices=["deploy", "rollback", "site"], default="deploy"),
+    outcome=dict(type="str", choices=["ok", "failed"], default="ok"),
+    note=dict(type="str", default=""),
+    skip_if_current=dict(type="bool", default=False),
+    mode=dict(type="str", default="0640"),
+)
 
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["read", "recorded"], "default": "read"},
-            "release": {"type": "str"},
-            "image": {"type": "str"},
-            "image_id": {"type": "str"},
-            "leaves": {"type": "dict", "default": {}},
-            "action": {"type": "str", "choices": ["deploy", "rollback", "site"], "default": "deploy"},
-            "outcome": {"type": "str", "choices": ["ok", "failed"], "default": "ok"},
-            "note": {"type": "str", "default": ""},
-            "skip_if_current": {"type": "bool", "default": False},
-            "mode": {"type": "str", "default": "0640"},
-        },
+        argument_spec=ARGUMENT_SPEC,
         required_if=[("state", "recorded", ["release"])],
         supports_check_mode=True,
     )
     params = module.params
     try:
         entries = load_entries(params["path"])
-    except (ValueError, json.JSONDecodeError) as exc:
-        module.fail_json(
-            msg=f"{params['path']} is not a release ledger ({exc}): restore it from a backup "
-            "or move it aside (a fresh ledger starts empty)."
-        )
+    except LedgerError as error:
+        module.fail_json(msg="%s: restore it from a backup or move it aside (a fresh ledger starts empty)." % error)
     if params["state"] == "read":
-        module.exit_json(changed=False, **summary(entries))
+        module.exit_json(changed=False, **ledger_summary(entries))
 
-    current = summary(entries)["current"]
-    if (
-        params["skip_if_current"]
-        and current
-        and params["outcome"] == "ok"
-        and current.get("release") == params["release"]
-        and current.get("image_id") == params["image_id"]
-    ):
-        module.exit_json(changed=False, **summary(entries))
+    entry = new_entry(
+        release=params["release"],
+        image=params["image"],
+        image_id=params["image_id"],
+        leaves=params["leaves"],
+        action=params["action"],
+        outcome=params["outcome"],
+        note=params["note"],
+    )
+    if params["skip_if_current"] and repeats_current(entries, entry):
+        module.exit_json(changed=False, **ledger_summary(entries))
 
-    entry = new_entry(params)
     entries = [*entries, entry]
     if not module.check_mode:
         try:
             write_entries(params["path"], entries, params["mode"])
-        except OSError as exc:
-            module.fail_json(msg=f"cannot write {params['path']}: {exc.strerror}: check the project directory.")
-    module.exit_json(changed=True, entry=entry, **summary(entries))
+        except OSError as error:
+            module.fail_json(
+                msg="cannot write %s: %s: check that its directory exists and is writable."
+                % (params["path"], error.strerror or error)
+            )
+    module.exit_json(changed=True, entry=entry, **ledger_summary(entries))
 
 
 if __name__ == "__main__":

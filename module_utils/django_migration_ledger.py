@@ -8,20 +8,16 @@ list of entries (or an object with an ``entries`` list) such as::
 
 The django_migration module uses it only to tell the operator which image can
 unapply a "ghost" migration: one the database has applied but the current
-image does not contain.
+image does not contain. Reading the file is module_utils/release_ledger.py's
+job (``load_entries``), shared with the release_ledger module.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from ansible.module_utils.django_migration_probe import migration_number
-
-
-class LedgerError(Exception):
-    """The ledger cannot be read or has an unexpected shape."""
 
 
 @dataclass(frozen=True)
@@ -37,21 +33,6 @@ class ImageHint:
             "has them as its migration leaves" if self.exact else "is the first whose migration leaves lie beyond them"
         )
         return "image %s (release %s in the ledger %s)" % (self.image, self.release, how)
-
-
-def load_entries(path: str) -> List[Dict[str, Any]]:
-    """Return the ledger's entries, oldest first; a missing file is an empty ledger (nothing deployed yet)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        return []
-    except (OSError, ValueError) as error:
-        raise LedgerError("ledger %s cannot be read: %s" % (path, error)) from None
-    entries = data.get("entries") if isinstance(data, dict) else data
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise LedgerError("ledger %s is neither a list of entries nor an object with an entries list" % path)
-    return entries
 
 
 def entry_leaves(entry: Dict[str, Any], app: str) -> List[str]:

@@ -4,16 +4,19 @@ The ``django_migration`` module sends this file's source to ``python -`` inside
 the container, with one JSON request as the only argument. The probe starts
 Django through the project's own ``manage.py`` (so the project's settings
 default applies), asks Django's ``MigrationLoader`` and ``MigrationExecutor``
-for the state and the plan, optionally migrates (one app, or every app to its
-leaf), and prints exactly one JSON document between two sentinel lines,
-whatever else the project prints.
+for the state and the plan, optionally migrates (one app, several apps to
+their targets, or every app to its leaf), and prints exactly one JSON document
+between two sentinel lines, whatever else the project prints.
 
 Requests (``action``):
 
 - ``query``: every app's applied, unapplied, leaf and ghost migrations;
-- ``plan``: the same, plus the plan to move ``app`` to ``target``, or every app
-  to its leaf when ``app`` is not given (check mode);
-- ``migrate``: the plan, then ``migrate [APP TARGET]``, then the state again.
+- ``plan``: the same, plus the plan to move ``app`` to ``target``, every app
+  named in ``targets`` to its target (and, with ``targets_unlisted: zero``, every
+  other app with applied migrations to zero), or every app to its leaf when
+  neither is given (check mode);
+- ``migrate``: the plan, then ``migrate [APP TARGET]`` (once per app, in the
+  plan's order, for ``targets``), then the state again.
 
 A refused or failed request still prints a document, with ``ok: false``, a
 ``kind`` and a ``message``. A migrate that fails half-way is undone so the
@@ -35,7 +38,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 BEGIN = "----- django_migration result begin -----"
 END = "----- django_migration result end -----"
@@ -44,8 +47,12 @@ ACTIONS = ("query", "plan", "migrate")
 OUTPUT_TAIL_LINES = 20
 _PROBE_COMMAND = "django_migration_probe"
 
+UNLISTED_CHOICES = ("keep", "zero")
+
 MigrationKey = Tuple[str, str]
 AppsState = Dict[str, Dict[str, List[str]]]
+# A targets entry: a name or prefix (or "zero"), None for the leaf, or a list of leaf names.
+TargetSpec = Union[None, str, List[str]]
 
 
 class ProbeError(Exception):
@@ -265,8 +272,13 @@ def predicted_state(state: AppsState, order: Dict[str, List[str]], steps: List[D
     return result
 
 
-def goal_label(app: Optional[str], targets: Dict[str, Optional[str]]) -> str:
-    """Return what the request asks for, as words: ``shop to 0003_item_price`` or ``every app to its leaf``."""
+def goal_label(app: Optional[str], targets: Dict[str, Optional[str]], named: bool = False) -> str:
+    """Return what the request asks for, as words: ``shop to 0003_item_price`` or ``every app to its leaf``.
+
+    ``named``: the targets were named app by app (the ``targets`` request), so all are listed.
+    """
+    if named:
+        return ", ".join("%s to %s" % (name, target or "zero") for name, target in sorted(targets.items()))
     if app:
         return "%s to %s" % (app, targets[app] or "zero")
     return "every app to its leaf"
@@ -308,6 +320,179 @@ def refuse_ghosts(state: AppsState, targets: Dict[str, Optional[str]]) -> None:
         )
 
 
+# --- Several apps, each to its own target -------------------------------------------------
+
+
+def normalise_targets(targets: Any) -> Dict[str, TargetSpec]:
+    """Return a ``targets`` request as {app: name, None or list of names}; raise ValueError saying what is wrong.
+
+    Numbers are refused rather than turned into names: YAML reads ``0007`` as 7,
+    which would then match no migration, or the wrong one by prefix.
+    """
+    if not isinstance(targets, dict) or not targets:
+        raise ValueError(
+            "targets must map at least one app label to its target, for example "
+            "{inventory: 0007_populate_customer_numbers}; got %r." % (targets,)
+        )
+    normalised: Dict[str, TargetSpec] = {}
+    for app, value in targets.items():
+        if isinstance(value, list) and all(_is_name(item) for item in value):
+            normalised[str(app)] = list(value)
+        elif value is None or _is_name(value):
+            normalised[str(app)] = value
+        else:
+            raise ValueError(
+                "targets.%s must be a migration name, a unique prefix, 'zero', or a list of leaf names as "
+                "the release ledger records them; got %r. Quote numbers: '0007', not 0007." % (app, value)
+            )
+    return normalised
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def resolve_named_target(
+    state: AppsState,
+    order: Dict[str, List[str]],
+    app: str,
+    value: TargetSpec,
+    ancestors: Callable[[str, str], Set[str]],
+) -> Optional[str]:
+    """Return the migration one ``targets`` entry designates in ``app`` (None for zero).
+
+    A list holds leaf names as the release ledger records them: names that are
+    ancestors of another listed name add nothing, an empty list means zero.
+    ``ancestors(app, name)`` returns the names ``name`` depends on in ``app``.
+    """
+    if not isinstance(value, list):
+        return resolve_target(state, order, app, value)
+    names: List[str] = []
+    for item in value:
+        name = resolve_target(state, order, app, item)
+        if name is not None and name not in names:
+            names.append(name)
+    heads = [name for name in names if not any(other != name and name in ancestors(app, other) for other in names)]
+    if len(heads) > 1:
+        raise ProbeError(
+            "multiple_leaves",
+            "targets.%s lists %d leaves that do not depend on each other (%s); Django's migrate refuses an app "
+            "with several leaves. Merge them (makemigrations --merge) or name one target."
+            % (app, len(heads), ", ".join(heads)),
+            leaf=heads,
+        )
+    return heads[0] if heads else None
+
+
+def resolve_target_map(
+    state: AppsState,
+    order: Dict[str, List[str]],
+    targets: Dict[str, TargetSpec],
+    ancestors: Callable[[str, str], Set[str]],
+) -> Dict[str, Optional[str]]:
+    """Return {app: migration name or None for zero} for every app named in ``targets``.
+
+    Every app must be one this code has migrations for; all unknown ones are named at once.
+    """
+    known_apps = sorted(name for name, names in order.items() if names)
+    unknown = sorted(set(targets) - set(known_apps))
+    if unknown:
+        them = "it" if len(unknown) == 1 else "them"
+        raise ProbeError(
+            "unknown_app",
+            "targets names %s, which this code has no migrations for (apps with migrations: %s). Use the image "
+            "of the release that contains %s, or leave %s out of targets."
+            % (", ".join(unknown), ", ".join(known_apps) or "none", them, them),
+            unknown_apps=unknown,
+            known_apps=known_apps,
+        )
+    return {app: resolve_named_target(state, order, app, value, ancestors) for app, value in sorted(targets.items())}
+
+
+def unlisted_apps(state: AppsState, targets: Dict[str, Any]) -> List[str]:
+    """Return the apps with migrations applied in the database (ghosts included) that ``targets`` does not name."""
+    return sorted(app for app, info in state.items() if app not in targets and (info["applied"] or info["ghosts"]))
+
+
+def ordered_targets(state: AppsState, targets: Iterable[Tuple[str, Optional[str]]]) -> List[Tuple[str, Optional[str]]]:
+    """Return the (app, target) pairs in the order they are planned and migrated: going down first, then up.
+
+    A target that is zero or already applied can only unapply; unapplying
+    first frees what a newer release added before anything else is applied.
+    Each target's own plan goes one way only, as Django's executor requires.
+    """
+
+    def goes_down(app: str, target: Optional[str]) -> bool:
+        return target is None or target in state.get(app, {}).get("applied", [])
+
+    return sorted(targets, key=lambda item: (not goes_down(*item), item[0], item[1] or ""))
+
+
+def plan_segments(
+    migration_plan: Callable[[List[Tuple[str, Optional[str]]]], List[Any]],
+    targets: List[Tuple[str, Optional[str]]],
+) -> List[List[Any]]:
+    """Return, per target, the part of the combined plan it adds.
+
+    Django's executor plans the targets one after the other, each from the
+    state the previous ones leave, so the plan for the first k targets is a
+    prefix of the plan for all of them, and ``migrate APP TARGET`` run in this
+    order runs exactly these parts.
+    """
+    segments: List[List[Any]] = []
+    planned = 0
+    for count in range(1, len(targets) + 1):
+        plan = migration_plan(targets[:count])
+        segments.append(plan[planned:])
+        planned = len(plan)
+    return segments
+
+
+def target_conflicts(
+    after: AppsState,
+    targets: Dict[str, Optional[str]],
+    ancestors: Callable[[str, str], Set[str]],
+    descendants: Callable[[str, str], Set[str]],
+) -> Dict[str, Dict[str, List[str]]]:
+    """Return, per app the combined plan would leave off its target, what is missing and what is extra.
+
+    At its target an app has the target and everything it depends on applied,
+    and nothing that comes after it. Targets contradict each other when one
+    needs what another unapplies (billing's leaf needs shop.0002, shop to 0001).
+    """
+    conflicts: Dict[str, Dict[str, List[str]]] = {}
+    for app, target in sorted(targets.items()):
+        applied = after[app]["applied"]
+        required = ancestors(app, target) if target else set()
+        beyond = descendants(app, target) if target else set(applied)
+        missing = sorted(required - set(applied))
+        extra = [name for name in applied if name in beyond]
+        if missing or extra:
+            conflicts[app] = {"missing": missing, "extra": extra}
+    return conflicts
+
+
+def refuse_conflicting_targets(
+    conflicts: Dict[str, Dict[str, List[str]]], targets: Dict[str, Optional[str]], unlisted: List[str]
+) -> None:
+    """Raise ProbeError when the combined plan cannot leave every app at its target."""
+    if not conflicts:
+        return
+    parts = []
+    for app, found in sorted(conflicts.items()):
+        wrong = ["%s would still be applied" % ", ".join(found["extra"])] if found["extra"] else []
+        wrong += ["%s would not be applied" % ", ".join(found["missing"])] if found["missing"] else []
+        why = ", where targets_unlisted=zero takes it as it is not named in targets" if app in unlisted else ""
+        parts.append("%s would not be at %s%s (%s)" % (app, targets[app] or "zero", why, "; ".join(wrong)))
+    raise ProbeError(
+        "conflicting_targets",
+        "The targets cannot all be reached together, because one app's target depends on migrations that "
+        "another's unapplies: %s. Nothing was run. Change targets so that each target has what it depends on."
+        % "; ".join(parts),
+        conflicts=conflicts,
+    )
+
+
 # --- Running the request ---------------------------------------------------------------
 
 
@@ -335,15 +520,28 @@ def handle_request(request: Dict[str, Any], output: io.StringIO) -> Dict[str, An
 
     app = request.get("app")
     order = migration_order(executor.loader)
-    targets = resolve_targets(before, order, app, request.get("target"))
-    goal = goal_label(app, targets)
+    named = "targets" in request
+    unlisted: List[str] = []
+    if named:
+        targets = resolve_target_map(before, order, request["targets"], graph_ancestors(executor.loader.graph))
+        if request.get("targets_unlisted") == "zero":
+            unlisted = unlisted_apps(before, targets)
+            targets.update({name: None for name in unlisted})
+        result["unlisted_zeroed"] = unlisted
+    else:
+        targets = resolve_targets(before, order, app, request.get("target"))
+    goal = goal_label(app, targets, named)
     result["targets"] = {name: target or "zero" for name, target in targets.items()}
     if app:
         result["target"] = result["targets"][app]
     steps: List[Dict[str, Any]] = []
+    runs: List[List[str]] = [[app, targets[app] or "zero"]] if app else [[]]
     try:
         refuse_ghosts(before, targets)
-        steps = describe_plan(executor.migration_plan(list(targets.items())))
+        if named:
+            steps, runs = plan_named_targets(executor, before, order, targets, unlisted)
+        else:
+            steps = describe_plan(executor.migration_plan(list(targets.items())))
         refuse_unsafe_plan(goal, steps, bool(request.get("allow_lossy")))
     except ProbeError as refusal:
         refusal.details.update({key: value for key, value in result.items() if key != "ok"}, plan=steps)
@@ -353,10 +551,50 @@ def handle_request(request: Dict[str, Any], output: io.StringIO) -> Dict[str, An
         result["after"] = predicted_state(before, order, steps)
         return result
 
-    arguments = [app, targets[app] or "zero"] if app else []
-    result["migrate_output"] = run_migrate(connection, arguments, goal, before, request, output)
+    result["migrate_output"] = run_migrate(connection, runs, goal, before, request, output)
     result["after"] = current_state(connection)
     return result
+
+
+def plan_named_targets(
+    executor: Any,
+    before: AppsState,
+    order: Dict[str, List[str]],
+    targets: Dict[str, Optional[str]],
+    unlisted: List[str],
+) -> Tuple[List[Dict[str, Any]], List[List[str]]]:
+    """Return the combined plan's steps and the ``migrate APP TARGET`` runs that carry it out, in order.
+
+    Raises ProbeError when the plan would leave an app off its target.
+    """
+    graph = executor.loader.graph
+    ordered = ordered_targets(before, targets.items())
+    segments = plan_segments(executor.migration_plan, ordered)
+    steps = describe_plan(step for segment in segments for step in segment)
+    after = predicted_state(before, order, steps)
+    conflicts = target_conflicts(after, targets, graph_ancestors(graph), graph_descendants(graph))
+    refuse_conflicting_targets(conflicts, targets, unlisted)
+    runs = [[app, target or "zero"] for (app, target), segment in zip(ordered, segments) if segment]
+    return steps, runs
+
+
+def graph_ancestors(graph: Any) -> Callable[[str, str], Set[str]]:
+    """Return a function giving the migrations of ``app`` that ``name`` needs, itself included."""
+
+    def ancestors(app: str, name: str) -> Set[str]:
+        return {key[1] for key in graph.forwards_plan((app, name)) if key[0] == app}
+
+    return ancestors
+
+
+def graph_descendants(graph: Any) -> Callable[[str, str], Set[str]]:
+    """Return a function giving the migrations of ``app`` that Django unapplies to bring it back to ``name``."""
+
+    def descendants(app: str, name: str) -> Set[str]:
+        children = [child for child in graph.node_map[(app, name)].children if child[0] == app]
+        return {key[1] for child in children for key in graph.backwards_plan(child) if key[0] == app}
+
+    return descendants
 
 
 def resolve_targets(
@@ -370,25 +608,30 @@ def resolve_targets(
 
 def run_migrate(
     connection: Any,
-    arguments: List[str],
+    runs: List[List[str]],
     goal: str,
     before: AppsState,
     request: Dict[str, Any],
     output: io.StringIO,
 ) -> List[str]:
-    """Run ``migrate [APP TARGET]``; on any failure bring the migration state back, then raise."""
+    """Run ``migrate [APP TARGET]`` once per entry of ``runs``, in order.
+
+    On any failure, also in a later run, bring the migration state back to
+    ``before``, then raise.
+    """
     from django.core.management import call_command
 
     migrate_output = io.StringIO()
     try:
-        call_command(
-            "migrate",
-            *arguments,
-            interactive=False,
-            verbosity=1,
-            stdout=migrate_output,
-            stderr=migrate_output,
-        )
+        for arguments in runs:
+            call_command(
+                "migrate",
+                *arguments,
+                interactive=False,
+                verbosity=1,
+                stdout=migrate_output,
+                stderr=migrate_output,
+            )
     except BaseException as error:
         stop_soft_timer()
         output.write(migrate_output.getvalue())
@@ -435,6 +678,9 @@ def state_heads(info: Dict[str, List[str]], graph: Any, app: str) -> List[Migrat
 def restore_state(connection: Any, before: AppsState, allow_lossy: bool) -> Tuple[bool, str, Optional[AppsState]]:
     """Migrate every app whose applied set changed back to ``before``.
 
+    The way back can both unapply (what a later app applied) and apply again
+    (what an earlier app unapplied); Django's executor runs one direction per
+    plan, so each app goes back on its own, those going down first.
     Returns (restored, a sentence for the operator, the state now).
     """
     try:
@@ -443,11 +689,12 @@ def restore_state(connection: Any, before: AppsState, allow_lossy: bool) -> Tupl
         if not changed:
             return True, "The migration state is unchanged.", now
         executor = new_executor(connection)
-        targets: List[Tuple[str, Optional[str]]] = []
+        heads: List[Tuple[str, Optional[str]]] = []
         for app in changed:
-            heads = state_heads(before[app], executor.loader.graph, app)
-            targets.extend(heads or [(app, None)])
-        steps = describe_plan(executor.migration_plan(targets))
+            heads.extend(state_heads(before[app], executor.loader.graph, app) or [(app, None)])
+        targets = ordered_targets(now, heads)
+        segments = plan_segments(executor.migration_plan, targets)
+        steps = describe_plan(step for segment in segments for step in segment)
         blocked = [step_key(step) for step in steps if step["direction"] == "backwards" and step["irreversible"]]
         blocked += [
             step_key(step) for step in steps if step["direction"] == "backwards" and step["lossy"] and not allow_lossy
@@ -461,7 +708,10 @@ def restore_state(connection: Any, before: AppsState, allow_lossy: bool) -> Tupl
                 ),
                 now,
             )
-        executor.migrate(targets, plan=executor.migration_plan(targets))
+        for target, segment in zip(targets, segments):
+            if segment:
+                executor = new_executor(connection)
+                executor.migrate([target], plan=executor.migration_plan([target]))
         now = current_state(connection)
         if all(now[app]["applied"] == before[app]["applied"] for app in changed):
             return (
@@ -628,6 +878,15 @@ def parse_request(argv: List[str]) -> Dict[str, Any]:
         raise ProbeError("bad_request", "action must be one of %s" % ", ".join(ACTIONS))
     if request.get("target") and not request.get("app"):
         raise ProbeError("bad_request", "target needs app")
+    if "targets" in request:
+        if request.get("app") or request.get("target"):
+            raise ProbeError("bad_request", "targets excludes app and target")
+        try:
+            request["targets"] = normalise_targets(request["targets"])
+        except ValueError as error:
+            raise ProbeError("bad_request", str(error)) from None
+    if (request.get("targets_unlisted") or "keep") not in UNLISTED_CHOICES:
+        raise ProbeError("bad_request", "targets_unlisted must be one of %s" % ", ".join(UNLISTED_CHOICES))
     return request
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.django_migration_docker import DjangoMigrationError, Runner
-from ansible.module_utils.django_migration_ledger import LedgerError, image_containing, load_entries
+from ansible.module_utils.django_migration_ledger import image_containing
 from ansible.module_utils.django_migration_probe import step_key
+from ansible.module_utils.release_ledger import LedgerError, load_entries
 
 AppsState = Dict[str, Dict[str, List[str]]]
 
@@ -18,12 +19,15 @@ FAILURE_DETAILS = (
     "plan",
     "target",
     "targets",
+    "unlisted_zeroed",
     "irreversible_steps",
     "lossy_steps",
     "ghosts",
     "candidates",
     "known_migrations",
     "known_apps",
+    "unknown_apps",
+    "conflicts",
     "leaf",
     "restored",
     "output",
@@ -57,7 +61,7 @@ def migrated_result(document: Dict[str, Any], runner: Runner, app: Optional[str]
     forwards = [step for step in plan if step["direction"] == "forwards"]
     touched = sorted({step["app"] for step in plan} | ({app} if app else set()))
     label = ", ".join(touched) or "every app (nothing to do)"
-    return {
+    result: Dict[str, Any] = {
         "changed": before != after,
         "app": app,
         "target": document.get("target"),
@@ -79,6 +83,9 @@ def migrated_result(document: Dict[str, Any], runner: Runner, app: Optional[str]
             "after": applied_lines(after, touched),
         },
     }
+    if "unlisted_zeroed" in document:
+        result["unlisted_zeroed"] = document["unlisted_zeroed"]
+    return result
 
 
 def ghost_advice(document: Dict[str, Any], ledger: Optional[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 import ansible.module_utils
 import pytest
+from ansible.module_utils.testing import patch_module_args
 
 REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "library"
@@ -40,6 +41,7 @@ if str(MODULE_UTILS) not in ansible.module_utils.__path__:
 if str(LIBRARY) not in sys.path:
     sys.path.insert(0, str(LIBRARY))
 
+import django_migration  # noqa: E402
 from ansible.module_utils.django_migration_probe import parse_output  # noqa: E402
 
 
@@ -114,6 +116,29 @@ def state_templates(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]
 
 
 @pytest.fixture(scope="session")
+def module_docs() -> Dict[str, Any]:
+    """Both modules' documentation as ``ansible-doc -j`` renders it, from one ansible-doc run."""
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-doc")),
+            "-M",
+            str(LIBRARY),
+            "-j",
+            "django_migration",
+            "release_ledger",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0"),
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture(scope="session")
 def docker_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An executable that runs the fake docker CLI with this interpreter (no PATH lookup, no shims)."""
     path = tmp_path_factory.mktemp("bin") / "docker"
@@ -132,6 +157,70 @@ def database(tmp_path: Path, state_templates: Dict[str, Path], request: pytest.F
     if marker:
         shutil.copyfile(state_templates[marker.args[0]], path)
     yield path
+
+
+ENV_FILE_ONLY_VALUE = "value-known-only-to-the-env-file-4711"
+
+
+class DockerHost:
+    """The fake docker host's configuration and call log."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Dict[str, Path]) -> None:
+        self.templates = templates
+        self.log = tmp_path / "docker-calls.jsonl"
+        self.db = tmp_path / "db.sqlite3"
+        self.env_file = tmp_path / "api.env"
+        self.env_file.write_text("FIXTURE_DB_PATH=%s\nDATABASE_PASSWORD=%s\n" % (self.db, ENV_FILE_ONLY_VALUE))
+        self.monkeypatch = monkeypatch
+        for name, value in {
+            "FAKE_DOCKER_LOG": str(self.log),
+            "FAKE_DOCKER_CONTAINERS": "api=running,old=exited",
+            "FAKE_DOCKER_IMAGES": "fixture/api:2.0",
+            "FAKE_DOCKER_PYTHON": sys.executable,
+            "FAKE_DOCKER_PROJECT": str(FIXTURE_PROJECT),
+            "FIXTURE_DB_PATH": str(self.db),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        for name in (
+            "FIXTURE_FAIL_MIGRATION",
+            "FIXTURE_SLOW_MIGRATION",
+            "FIXTURE_STUCK",
+            "FIXTURE_NOISY",
+            "FAKE_DOCKER_HANG",
+            "FAKE_DOCKER_DAEMON_DOWN",
+        ):
+            monkeypatch.delenv(name, raising=False)
+
+    def start_from(self, state: str) -> None:
+        """Start from a prepared migration state (see conftest.STATES)."""
+        shutil.copyfile(self.templates[state], self.db)
+
+    def calls(self) -> List[List[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def commands(self) -> List[str]:
+        return [call[0] for call in self.calls()]
+
+
+@pytest.fixture
+def host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_templates: Dict[str, Path], docker_cli: Path
+) -> DockerHost:
+    # run_module's default docker_cli; an environment variable so monkeypatch undoes it.
+    monkeypatch.setenv("TEST_DOCKER_CLI", str(docker_cli))
+    return DockerHost(tmp_path, monkeypatch, state_templates)
+
+
+def run_module(capsys: pytest.CaptureFixture, check_mode: bool = False, diff: bool = False, **args: Any) -> Dict:
+    """Run django_migration in-process with ``args``; return its JSON result (``failed`` set on fail_json)."""
+    args.setdefault("docker_cli", os.environ["TEST_DOCKER_CLI"])
+    args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(args), pytest.raises(SystemExit):
+        django_migration.main()
+    return json.loads(capsys.readouterr().out)
 
 
 def pytest_configure(config: pytest.Config) -> None:

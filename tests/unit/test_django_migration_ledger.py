@@ -1,12 +1,8 @@
-"""Naming the image that contains ghost migrations, from the release ledger."""
+"""Naming the image that contains ghost migrations, from the release ledger (reading it: test_release_ledger.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import pytest
-from ansible.module_utils.django_migration_ledger import LedgerError, image_containing, load_entries
+from ansible.module_utils.django_migration_ledger import image_containing
 
 ENTRIES = [
     {
@@ -67,24 +63,3 @@ def test_ghosts_in_two_apps_need_a_release_that_has_both() -> None:
     hint = image_containing(entries, {"inventory": ["0010_archive"], "apitokens": ["0002_scopes"]})
 
     assert (hint.image, hint.exact) == ("depotix/api:3.1", True)
-
-
-@pytest.mark.parametrize("shape", ["list", "object"])
-def test_ledger_is_read_as_a_list_or_an_object_with_entries(tmp_path: Path, shape: str) -> None:
-    path = tmp_path / "releases.json"
-    path.write_text(json.dumps(ENTRIES if shape == "list" else {"entries": ENTRIES}))
-
-    assert load_entries(str(path)) == ENTRIES
-
-
-@pytest.mark.parametrize("content", ["not json", '{"releases": []}', "[1, 2]"])
-def test_unreadable_ledger_is_reported_not_guessed(tmp_path: Path, content: str) -> None:
-    path = tmp_path / "releases.json"
-    path.write_text(content)
-
-    with pytest.raises(LedgerError, match="ledger"):
-        load_entries(str(path))
-
-
-def test_missing_ledger_is_an_empty_ledger(tmp_path: Path) -> None:
-    assert load_entries(str(tmp_path / "releases.json")) == []

@@ -1,86 +1,20 @@
 """The django_migration module: argument handling, runner choice and error paths.
 
-The module runs in-process; the docker CLI is tests/unit/support/fake_docker.py,
-which runs the probe with this interpreter in the fixture project.
+The module runs in-process (conftest.run_module); the docker CLI is
+tests/unit/support/fake_docker.py, which runs the probe with this interpreter
+in the fixture project (conftest.DockerHost).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import django_migration
 import pytest
-from ansible.module_utils.testing import patch_module_args
-from conftest import BILLING, FIXTURE_PROJECT, SHOP, applied_rows, record_ghost
-
-ENV_FILE_ONLY_VALUE = "value-known-only-to-the-env-file-4711"
-
-
-class DockerHost:
-    """The fake docker host's configuration and call log."""
-
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, templates: Dict[str, Path]) -> None:
-        self.templates = templates
-        self.log = tmp_path / "docker-calls.jsonl"
-        self.db = tmp_path / "db.sqlite3"
-        self.env_file = tmp_path / "api.env"
-        self.env_file.write_text("FIXTURE_DB_PATH=%s\nDATABASE_PASSWORD=%s\n" % (self.db, ENV_FILE_ONLY_VALUE))
-        self.monkeypatch = monkeypatch
-        for name, value in {
-            "FAKE_DOCKER_LOG": str(self.log),
-            "FAKE_DOCKER_CONTAINERS": "api=running,old=exited",
-            "FAKE_DOCKER_IMAGES": "fixture/api:2.0",
-            "FAKE_DOCKER_PYTHON": sys.executable,
-            "FAKE_DOCKER_PROJECT": str(FIXTURE_PROJECT),
-            "FIXTURE_DB_PATH": str(self.db),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }.items():
-            monkeypatch.setenv(name, value)
-        for name in (
-            "FIXTURE_FAIL_MIGRATION",
-            "FIXTURE_SLOW_MIGRATION",
-            "FIXTURE_STUCK",
-            "FIXTURE_NOISY",
-            "FAKE_DOCKER_HANG",
-            "FAKE_DOCKER_DAEMON_DOWN",
-        ):
-            monkeypatch.delenv(name, raising=False)
-
-    def start_from(self, state: str) -> None:
-        """Start from a prepared migration state (see conftest.STATES)."""
-        shutil.copyfile(self.templates[state], self.db)
-
-    def calls(self) -> List[List[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
-
-    def commands(self) -> List[str]:
-        return [call[0] for call in self.calls()]
-
-
-@pytest.fixture
-def host(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_templates: Dict[str, Path], docker_cli: Path
-) -> DockerHost:
-    # run_module's default docker_cli; an environment variable so monkeypatch undoes it.
-    monkeypatch.setenv("TEST_DOCKER_CLI", str(docker_cli))
-    return DockerHost(tmp_path, monkeypatch, state_templates)
-
-
-def run_module(capsys: pytest.CaptureFixture, check_mode: bool = False, diff: bool = False, **args: Any) -> Dict:
-    """Run the module with ``args``; return its JSON result (``failed`` set on fail_json)."""
-    args.setdefault("docker_cli", os.environ["TEST_DOCKER_CLI"])
-    args.update(_ansible_check_mode=check_mode, _ansible_diff=diff)
-    with patch_module_args(args), pytest.raises(SystemExit):
-        django_migration.main()
-    return json.loads(capsys.readouterr().out)
+from conftest import BILLING, ENV_FILE_ONLY_VALUE, SHOP, DockerHost, applied_rows, record_ghost, run_module
 
 
 def migrate(host: DockerHost, capsys: pytest.CaptureFixture, **args: Any) -> Dict:
@@ -106,6 +40,12 @@ def migrate(host: DockerHost, capsys: pytest.CaptureFixture, **args: Any) -> Dic
             "env_file /nonexistent/api.env does not exist",
         ),
         ({"container": "api", "docker_cli": "no-such-docker-cli"}, "docker CLI 'no-such-docker-cli' not found"),
+        ({"container": "api", "targets": {"shop": "0001"}, "app": "shop"}, "mutually exclusive: targets|app"),
+        ({"container": "api", "state": "migrated", "targets": {}}, "targets must map at least one app label"),
+        ({"container": "api", "state": "migrated", "targets": {"shop": 1}}, "Quote numbers: '0007', not 0007"),
+        ({"container": "api", "targets": {"shop": "0001"}}, "targets needs state=migrated"),
+        ({"container": "api", "state": "migrated", "targets_unlisted": "zero"}, "targets_unlisted=zero needs targets"),
+        ({"container": "api", "targets_unlisted": "all"}, "value of targets_unlisted must be one of: keep, zero"),
     ],
 )
 def test_invalid_arguments_fail_before_docker_runs(host: DockerHost, capsys, args: Dict, message: str) -> None:
@@ -122,6 +62,7 @@ def test_argument_spec_rules_match_the_documented_requirements() -> None:
     assert rules["supports_check_mode"] is True
     assert ("container", "image") in rules["required_one_of"]
     assert rules["required_by"] == {"network": "image", "env_file": "image", "volumes": "image", "target": "app"}
+    assert rules["mutually_exclusive"] == [("targets", "app"), ("targets", "target")]
 
 
 # --- runners --------------------------------------------------------------------------------
