@@ -8,6 +8,8 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export DEPOTIX_SECRETS_DIR ?= $(CURDIR)/.lab-secrets
 PYTEST := $(VENV)/bin/python -m pytest
+# Each suite is its own pytest run: their conftest modules would clash in one.
+UNIT_SUITES := tests/unit tests/roles tests/security tests/backup tests/app
 
 .PHONY: help bootstrap host engine images lab lab-down test lint unit molecule clean
 
@@ -25,8 +27,17 @@ $(VENV)/.installed: requirements.txt lab/api/requirements.txt requirements.yml
 engine:
 	@lab/bootstrap/engine.sh
 
-images: bootstrap ## Build the lab images (only those whose inputs changed)
+# The image play itself skips images whose inputs did not change (a content-hash label);
+# the stamp spares even that check when no input file is newer than the last build.
+IMAGE_INPUTS := $(shell find lab/images lab/api lab/lab_vars.yml playbooks/lab_images.yml \
+	playbooks/tasks/lab_image.yml playbooks/tasks/lab_wheelhouse.yml -type f \
+	-not -path '*/wheels/*' -not -name '*.pyc' 2>/dev/null)
+
+images: bootstrap .cache/images.stamp ## Build the lab images (only those whose inputs changed)
+
+.cache/images.stamp: $(IMAGE_INPUTS)
 	@ansible-playbook playbooks/lab_images.yml
+	@mkdir -p .cache && touch $@
 
 lab: images ## Start the lab server and deploy the stack into it (site.yml)
 	@ansible-playbook playbooks/lab.yml
@@ -43,12 +54,13 @@ lint: bootstrap ## yamllint, ansible-lint (production profile), secret scan
 	ansible-lint --profile production
 	detect-secrets-hook --baseline .secrets.baseline $$(git ls-files)
 
-unit: bootstrap ## Unit tests: modules, scripts, role contracts, the reference API (real PostgreSQL)
-	$(PYTEST) -q tests/unit tests/roles $(wildcard tests/backup tests/security)
-	$(PYTEST) -q tests/app
+unit: bootstrap ## Unit tests: modules, scripts, role contracts, security, the reference API (real PostgreSQL)
+	@rc=0; for suite in $(UNIT_SUITES); do \
+	  [ -d $$suite ] || continue; echo "== $$suite"; $(PYTEST) -q $$suite || rc=1; \
+	done; exit $$rc
 
 molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, default 2)
 	molecule/run-all.sh
 
 clean: lab-down ## Remove the lab and the virtualenv
-	rm -rf $(VENV) lab/api/wheels
+	rm -rf $(VENV) lab/api/wheels .cache
