@@ -11,10 +11,10 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Each suite is its own pytest run: their conftest modules would clash in one.
 UNIT_SUITES := tests/unit tests/roles tests/security tests/backup tests/app
 
-.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule clean
+.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-backup clean
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 bootstrap: host $(VENV)/.installed engine ## Install what is missing: packages, .venv, the Docker engine
 
@@ -61,6 +61,12 @@ unit: bootstrap ## Unit tests: modules, scripts, role contracts, security, the r
 
 molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, default 2)
 	molecule/run-all.sh
+
+bench-migration: bootstrap ## Time django_migration state=query against a bare showmigrations (make lab first)
+	bench/migration_query.py --server depotix-lab --runs 20
+
+bench-backup: images ## Time our backup and restore against bare pg_dump / pg_restore (1,000,000 movements)
+	BENCH_REPEATS=7 bench/backup_restore.sh
 
 clean: lab-down ## Remove the lab and the virtualenv
 	rm -rf $(VENV) lab/api/wheels .cache

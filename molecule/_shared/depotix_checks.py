@@ -7,6 +7,7 @@ connection: SQL through the database container, HTTP to 127.0.0.1 there.
 from __future__ import annotations
 
 import json
+import time
 
 DB_CONTAINER = "server-postgres-1"
 API_CONTAINER = "api"
@@ -78,8 +79,19 @@ def container_image(host, name: str) -> str:
     return host.check_output("docker inspect --format '{{.Config.Image}}' %s", name)
 
 
-def container_health(host, name: str) -> str:
-    return host.check_output("docker inspect --format '{{.State.Health.Status}}' %s", name)
+def container_health(host, name: str, settle: float = 45.0) -> str:
+    """Return Docker's health verdict on a container, waiting while it is still 'starting'.
+
+    A container the play has just recreated stays 'starting' until its first healthcheck
+    interval has passed, even when it already answers; this waits (bounded by `settle`
+    seconds) for a verdict and returns whatever Docker says then, 'starting' included.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        status = host.check_output("docker inspect --format '{{.State.Health.Status}}' %s", name)
+        if status != "starting" or time.monotonic() >= deadline:
+            return status
+        time.sleep(1)
 
 
 def recorded(host, name: str) -> dict:

@@ -1,0 +1,196 @@
+"""Fixtures of the backup script's tests: the script itself, a throwaway PostgreSQL, a fake docker CLI.
+
+`pytest tests/backup` needs no Docker: the script's `docker exec` and `docker cp` go to
+support/fake_docker.py, which runs the PostgreSQL clients on this machine against a
+cluster started for the session (Debian's `postgresql` package provides it).
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import itertools
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "roles" / "backup" / "files" / "depotix-backup.py"
+FAKE_DOCKER = Path(__file__).resolve().parent / "support" / "fake_docker.py"
+_names = itertools.count(1)
+
+
+def load_script() -> ModuleType:
+    """Import the backup script (its file name has a dash) as the module `depotix_backup`."""
+    spec = importlib.util.spec_from_file_location("depotix_backup", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["depotix_backup"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def script() -> ModuleType:
+    return load_script()
+
+
+def postgres_bindir() -> Path:
+    """Return the newest installed PostgreSQL server's bin directory, or skip."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    if not candidates:
+        pytest.skip("no PostgreSQL server binaries: install Debian's postgresql package")
+    return Path(candidates[-1]).parent
+
+
+def as_postgres(*command: str) -> list[str]:
+    """Return the command run as the postgres user when we are root (the server refuses root)."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Path]:
+    """Start a PostgreSQL cluster on a private socket directory (trust auth, no TCP); yield the directory."""
+    bindir = postgres_bindir()
+    base = Path(tempfile.mkdtemp(prefix="depotix-backup-test-pg-"))
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(base, owner.pw_uid, owner.pw_gid)
+    data = base / "data"
+    subprocess.run(as_postgres(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                               "--encoding=UTF8", "--locale=C", "--no-sync"), check=True, capture_output=True)
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write(f"listen_addresses = ''\nunix_socket_directories = '{base}'\n"
+                   "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+    subprocess.run(as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "start"),
+                   check=True, capture_output=True)
+    try:
+        sql(base, "postgres", "CREATE ROLE depotix LOGIN")
+        yield base
+    finally:
+        subprocess.run(as_postgres(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"),
+                       check=False, capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def sql(socket_dir: Path, database: str, statement: str) -> str:
+    """Run SQL as the superuser on the test cluster; return the unaligned output."""
+    done = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", str(socket_dir),
+                           "-U", "postgres", "-d", database], input=statement, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+SCHEMA = """
+CREATE TABLE django_migrations (id serial PRIMARY KEY, app varchar(255) NOT NULL, name varchar(255) NOT NULL,
+                                applied timestamptz NOT NULL DEFAULT now());
+INSERT INTO django_migrations (app, name) VALUES
+  ('contenttypes', '0001_initial'), ('inventory', '0001_initial'), ('inventory', '0002_stockmovement_note'),
+  ('inventory', '0007_populate_customer_numbers');
+CREATE TABLE inventory_inventoryitem (id serial PRIMARY KEY, sku text UNIQUE NOT NULL, quantity int NOT NULL);
+CREATE TABLE inventory_stockmovement (id bigserial PRIMARY KEY,
+  item_id int NOT NULL REFERENCES inventory_inventoryitem(id), type varchar(6) NOT NULL,
+  qty_base int NOT NULL CHECK (qty_base >= 0), note text NOT NULL DEFAULT '');
+CREATE INDEX ON inventory_stockmovement (item_id);
+INSERT INTO inventory_inventoryitem (sku, quantity) SELECT 'SKU-' || n, n FROM generate_series(1, 20) n;
+INSERT INTO inventory_stockmovement (item_id, type, qty_base, note)
+  SELECT 1 + n % 20, CASE WHEN n % 3 = 0 THEN 'OUT' ELSE 'IN' END, n % 50, 'movement ' || n
+  FROM generate_series(1, 3000) n;
+"""
+
+ROWS_DIGEST = r"""
+SELECT string_agg(t.relname || '=' || (xpath('/row/d/text()', query_to_xml(format(
+  'SELECT count(*) || '':'' || coalesce(md5(string_agg(x::text, E''\n'' ORDER BY x::text)), '''') AS d FROM %I x',
+  t.relname), false, true, '')))[1]::text, ' ' ORDER BY t.relname)
+FROM pg_stat_user_tables t
+"""
+
+
+@dataclass
+class Lab:
+    """One test's database, backup directory and settings, and ways to run the script against them."""
+
+    socket_dir: Path
+    database: str
+    directory: Path
+    config_file: Path
+    env: dict[str, str]
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self.config_file.read_text())
+
+    def write_config(self, **changes: object) -> None:
+        self.config_file.write_text(json.dumps({**self.config, **changes}))
+
+    def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+            ) -> subprocess.CompletedProcess:
+        """Run the script as the host does; return the finished process (text output)."""
+        return subprocess.run([sys.executable, str(SCRIPT), "--config", str(self.config_file), *args],
+                              env={**self.env, **(env or {})}, input=stdin, capture_output=True, text=True,
+                              check=False)
+
+    def run_json(self, *args: str, **kwargs: object) -> dict:
+        done = self.run(*args, **kwargs)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    def sql(self, statement: str, database: str | None = None) -> str:
+        return sql(self.socket_dir, database or self.database, statement)
+
+    def rows_digest(self, database: str | None = None) -> str:
+        """Return every table's row count and a checksum of its ordered rows."""
+        return self.sql(ROWS_DIGEST, database)
+
+    def databases(self) -> set[str]:
+        return set(self.sql("SELECT datname FROM pg_database").splitlines())
+
+    def files(self) -> set[str]:
+        return {p.name for p in self.directory.iterdir() if p.name != ".depotix-backup.lock"}
+
+
+@pytest.fixture
+def lab(cluster: Path, tmp_path: Path) -> Iterator[Lab]:
+    """A fresh database shaped like Depotix's, an empty backup directory (0700) and the script's settings."""
+    database = f"depotix_t{os.getpid()}_{next(_names)}"
+    sql(cluster, "postgres", f"CREATE DATABASE {database} OWNER depotix")
+    sql(cluster, database, "SET ROLE depotix;" + SCHEMA)
+    directory = tmp_path / "backups"
+    directory.mkdir(mode=0o700)
+    ledger = tmp_path / "releases.json"
+    ledger.write_text(json.dumps({"entries": [
+        {"release": "1.0", "action": "site", "outcome": "ok"},
+        {"release": "2.0", "action": "deploy", "outcome": "ok"},
+        {"release": "2.1", "action": "deploy", "outcome": "failed"},
+    ]}))
+    config_file = tmp_path / "backup.json"
+    config_file.write_text(json.dumps({
+        "docker": str(FAKE_DOCKER), "container": "server-postgres-1", "database": database, "user": "postgres",
+        "owner": "depotix", "directory": str(directory), "prefix": "depotix", "compress": 6, "ledger": str(ledger),
+        "jobs": 2, "keep_last": 3, "keep_daily": 7, "keep_weekly": 4, "lock_timeout": 5,
+        "offsite_command": "", "offsite_rsync_target": "", "restore_settings": {"synchronous_commit": "off"},
+    }))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("FAKE_DOCKER_")}
+    env["FAKE_DOCKER_PGHOST"] = str(cluster)
+    yield Lab(cluster, database, directory, config_file, env)
+    for name in (database, f"{database}_restoring", f"{database}_drill"):
+        sql(cluster, "postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def dumped(lab: Lab) -> Callable[..., dict]:
+    """Return a function that takes a dump with the script and returns its result."""
+    def take(*args: str) -> dict:
+        return lab.run_json("dump", *args)
+    return take
