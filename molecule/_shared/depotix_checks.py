@@ -7,7 +7,9 @@ connection: SQL through the database container, HTTP to 127.0.0.1 there.
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 DB_CONTAINER = "server-postgres-1"
 API_CONTAINER = "api"
@@ -97,3 +99,16 @@ def container_health(host, name: str, settle: float = 45.0) -> str:
 def recorded(host, name: str) -> dict:
     """Return a JSON record a scenario's converge left in /root (e.g. counts before a run)."""
     return json.loads(host.file(f"/root/{name}.json").content_string)
+
+
+def run_log(name: str) -> str:
+    """Return the kept output of a nested ansible-playbook run (run_playbook*.yml)."""
+    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"{name}.log").read_text(errors="replace")
+
+
+def killed_at(name: str) -> str:
+    """Return the task banner a run kept by run_playbook_killed.yml was killed after ('' if it was not)."""
+    for line in run_log(name).splitlines():
+        if line.startswith("kill_during: killed the run"):
+            return line.split(" after: ", 1)[1]
+    return ""

@@ -2,7 +2,7 @@
 
 import json
 
-from depotix_checks import PROJECT_DIR, container_image, health, recorded, table_counts
+from depotix_checks import PROJECT_DIR, container_image, health, killed_at, recorded, run_log, table_counts
 
 
 def post_movement(host, token: str, key: str) -> dict:
@@ -42,6 +42,12 @@ def test_the_smoke_test_proved_it_and_nothing_was_lost(host):
     after = table_counts(host)
     assert after["inventory_stockmovement"] >= before["inventory_stockmovement"] + 3
     assert all(after[t] >= n for t, n in before.items())
+
+
+def test_the_first_run_was_killed_during_the_recreate_and_the_rerun_finished():
+    assert killed_at("scenario3_killed").startswith("TASK [Recreate the API container with the new settings]")
+    assert "PLAY RECAP" not in run_log("scenario3_killed")
+    assert "PLAY RECAP" in run_log("scenario3_resumed")
 
 
 def test_downtime_was_measured_and_bounded(host):

@@ -1,6 +1,6 @@
 """Runbook scenario 4: no negative stock, the constraint back, every correction on record."""
 
-from depotix_checks import check_constraints, health, psql, recorded, scalar, table_counts
+from depotix_checks import check_constraints, health, killed_at, psql, recorded, run_log, scalar, table_counts
 
 
 def test_no_item_is_below_zero(host):
@@ -28,3 +28,9 @@ def test_only_the_adjustments_were_added(host):
 
 def test_api_is_healthy(host):
     assert health(host)[0] == 200
+
+
+def test_the_first_run_was_killed_while_it_reapplied_the_constraint():
+    assert killed_at("scenario4_killed").startswith("TASK [Re-apply the migration that adds the constraint]")
+    assert "PLAY RECAP" not in run_log("scenario4_killed")
+    assert "PLAY RECAP" in run_log("scenario4_resumed")

@@ -1,16 +1,10 @@
 """Runbook scenario 1 after a 2.0 deploy: 0008 unapplied with its own image, nothing lost."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
-from depotix_checks import (PROJECT_DIR, applied_migrations, check_constraints, columns, health, recorded,
-                            table_counts)
-
-
-def run_log(name: str) -> str:
-    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"{name}.log").read_text()
+from depotix_checks import (PROJECT_DIR, applied_migrations, check_constraints, columns, health, killed_at, recorded,
+                            run_log, table_counts)
 
 
 def reports(host, scenario: str) -> list[dict]:
@@ -53,6 +47,11 @@ def test_each_run_wrote_a_report_with_a_backup_and_no_loss(host):
     assert first["backup"].startswith("/home/deploy/backups/") and first["movements_lost"] == 0
     assert first["migrations_after"]["inventory"]["applied"][-1] == "0007_populate_customer_numbers"
     assert second["plan"][-1].strip() == "nothing to do: already there"
+
+
+def test_the_first_run_was_killed_while_it_migrated():
+    assert killed_at("scenario1_killed") == "TASK [Migrate the app to the target (a rerun finds it there and changes nothing)] ***"
+    assert "PLAY RECAP" not in run_log("scenario1_killed")
 
 
 def test_check_mode_and_bad_inputs_changed_nothing(host):
