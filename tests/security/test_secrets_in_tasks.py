@@ -4,7 +4,7 @@ environment (visible in `docker inspect`).
 
 Secrets are the variables whose names say so (passwords, secret keys, tokens, vault_*);
 a variable derived from one under another name is beyond this audit: the Molecule
-`secrets` scenario searches real -vvv output for the values themselves.
+scenarios `default` and the rollback ones search real -vvv output for the values themselves.
 """
 
 from __future__ import annotations

@@ -1,10 +1,31 @@
 """site.yml on a fresh lab server: the whole stack, converged and idempotent."""
 
 import json
+import re
 
 import pytest
 from depotix_checks import (applied_migrations, check_constraints, container_health, container_image, health, ledger,
-                            psql)
+                            psql, run_log)
+
+
+def recap(name: str) -> dict[str, dict[str, int]]:
+    """Return {host: {ok: n, changed: n, failed: n, ...}} from a kept run's PLAY RECAP."""
+    lines = run_log(name).split("PLAY RECAP", 1)[1].splitlines()
+    return {m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+            for m in (re.match(r"^(\S+)\s+:\s+(.*)$", line) for line in lines) if m}
+
+
+def test_the_first_site_run_built_the_stack():
+    hosts = recap("site")
+    assert any(h.startswith("depotix-") for h in hosts)
+    assert all(counts["failed"] == 0 and counts["unreachable"] == 0 for counts in hosts.values())
+    assert sum(counts["changed"] for counts in hosts.values()) > 10
+
+
+def test_a_second_site_run_changes_nothing():
+    hosts = recap("site_again")
+    assert any(h.startswith("depotix-") for h in hosts)
+    assert {h: (c["changed"], c["failed"]) for h, c in hosts.items()} == {h: (0, 0) for h in hosts}
 
 
 def test_inner_docker_engine_answers(host):

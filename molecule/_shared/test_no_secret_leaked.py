@@ -9,7 +9,7 @@ Any scenario reuses them as they are; its molecule.yml adds:
 
     verifier:
       additional_files_or_dirs:
-        - ../../secrets/tests/test_no_secret_leaked.py
+        - ../../_shared/test_no_secret_leaked.py
 
 A failure names the secret and where it was found, never the value.
 """
@@ -32,7 +32,9 @@ def ephemeral_dir() -> Path:
 
 
 def secrets_dir() -> Path:
-    return Path(os.environ.get("DEPOTIX_SECRETS_DIR") or ephemeral_dir() / "secrets")
+    # The scenario's own secrets (.config/molecule/config.yml points DEPOTIX_SECRETS_DIR
+    # there for the provisioner), whatever DEPOTIX_SECRETS_DIR the caller's shell has.
+    return ephemeral_dir() / "secrets"
 
 
 def lab_secret(name: str) -> str:
