@@ -12,7 +12,7 @@ mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
 
 # Longest first (measured, about 4 to 5 minutes each), so that the two queues end together.
-longest_first="backup_restore rollback_release rollback_fixes rollback_migration"
+longest_first="rollback_migration rollback_fixes rollback_release backup_restore deploy_undo"
 all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
 scenarios=$(for s in $longest_first; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done
             for s in $all; do case " $longest_first " in *" $s "*) ;; *) echo "$s" ;; esac; done)
