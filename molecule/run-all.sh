@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
+# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 3): each scenario
 # has its own lab server (depotix-<scenario>), so they do not share state. One log per
 # scenario in .cache/molecule/, one line per scenario here, the tail of each failure,
 # and a closing "N passed, N failed" line. Exits non-zero when any scenario failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-jobs=${DEPOTIX_MOLECULE_JOBS:-2}
+jobs=${DEPOTIX_MOLECULE_JOBS:-3}
 logs=.cache/molecule
 mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
 
 # Longest first (measured, about 4 to 5 minutes each), so that the two queues end together.
-longest_first="rollback_migration rollback_fixes rollback_release backup_restore deploy_undo"
+longest_first="rollback_migration rollback_release backup_restore idempotency_flag negative_stock"
 all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
 scenarios=$(for s in $longest_first; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done
             for s in $all; do case " $longest_first " in *" $s "*) ;; *) echo "$s" ;; esac; done)

@@ -1,0 +1,57 @@
+"""Runbook scenario 3: keys ignored after the flag is switched off, and it stays off."""
+
+import json
+
+from depotix_checks import PROJECT_DIR, container_image, health, killed_at, recorded, run_log, table_counts
+
+
+def post_movement(host, token: str, key: str) -> dict:
+    out = host.check_output(
+        "curl -s -m 5 -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' "
+        "-H 'Idempotency-Key: %s' -d '{\"item\": 3, \"type\": \"IN\", \"qty_base\": 1}' "
+        "http://127.0.0.1:8000/api/inventory/stock-movements/", token, key)
+    return json.loads(out)
+
+
+def test_the_container_runs_2_0_with_the_flag_off(host):
+    assert container_image(host, "api") == "depotix-lab/api:2.0"
+    env = json.loads(host.check_output("docker inspect --format '{{json .Config.Env}}' api"))
+    assert "IDEMPOTENCY_ENABLED=false" in env
+    assert health(host)[0] == 200
+
+
+def test_the_override_survives_a_site_run_and_says_why(host):
+    overrides = json.loads(host.file(f"{PROJECT_DIR}/api-overrides.json").content_string)
+    assert overrides["env"] == {"IDEMPOTENCY_ENABLED": "false"}
+    assert "scenario 3" in overrides["reason"]
+
+
+def test_a_repeated_key_creates_a_second_movement(host):
+    token = host.file(f"{PROJECT_DIR}/lab/api_token").content_string.strip()
+    first = post_movement(host, token, "verify-repeat")
+    second = post_movement(host, token, "verify-repeat")
+    assert first["id"] != second["id"]
+
+
+def test_the_smoke_test_proved_it_and_nothing_was_lost(host):
+    names = host.check_output(f"ls {PROJECT_DIR}/reports").split()
+    report = json.loads(host.file(f"{PROJECT_DIR}/reports/{names[-1]}").content_string)
+    assert report["smoke_test"]["keys_ignored"] is True
+    assert report["movements_lost"] == 0
+    before = recorded(host, "counts_before_rollback")
+    after = table_counts(host)
+    assert after["inventory_stockmovement"] >= before["inventory_stockmovement"] + 3
+    assert all(after[t] >= n for t, n in before.items())
+
+
+def test_the_first_run_was_killed_during_the_recreate_and_the_rerun_finished():
+    assert killed_at("scenario3_killed").startswith("TASK [Recreate the API container with the new settings]")
+    assert "PLAY RECAP" not in run_log("scenario3_killed")
+    assert "PLAY RECAP" in run_log("scenario3_resumed")
+
+
+def test_downtime_was_measured_and_bounded(host):
+    poll = recorded(host, "poller_scenario3")
+    print(f"scenario 3: {poll}")
+    assert poll["samples"] > 50
+    assert poll["non_200_seconds"] < 30
