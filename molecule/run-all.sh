@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 3): each scenario
+# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
 # has its own lab server (depotix-<scenario>), so they do not share state. One log per
 # scenario in .cache/molecule/, one line per scenario here, the tail of each failure,
 # and a closing "N passed, N failed" line. Exits non-zero when any scenario failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-jobs=${DEPOTIX_MOLECULE_JOBS:-3}
+jobs=${DEPOTIX_MOLECULE_JOBS:-2}
 logs=.cache/molecule
 mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
