@@ -15,6 +15,11 @@ DB_CONTAINER = "server-postgres-1"
 API_CONTAINER = "api"
 PROJECT_DIR = "/home/deploy/Depotix"
 BACKUP_DIR = "/home/deploy/backups"
+# The CHECK constraints migration 0008 (release 2.0 and later) adds: (table, name, definition).
+CHECKS_0008 = [
+    ("inventory_stockmovement", "inventory_stockmovement_qty_base_positive", "CHECK ((qty_base > 0))"),
+    ("inventory_inventoryitem", "inventory_inventoryitem_quantity_non_negative", "CHECK ((quantity >= 0))"),
+]
 
 
 def psql(host, sql: str, database: str = "depotix") -> str:

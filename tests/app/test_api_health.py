@@ -46,7 +46,7 @@ def server_without_database(
 ) -> Iterator[ApiServer]:
     """Release 1.0 whose DATABASE_URL points at a port nothing listens on."""
     nowhere = Database(
-        db_server, "depotix", with_database(f"postgres://depotix:unused@127.0.0.1:{free_port()}/x", "depotix")
+        db_server, "depotix", with_database(f"postgres://depotix@127.0.0.1:{free_port()}/x", "depotix")
     )
     server = ApiServer(release_tree("1.0"), app_environment(nowhere, "1.0", secret_key), tmp_path / "gunicorn.log")
     server.start()

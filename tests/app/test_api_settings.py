@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import secrets
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import quote
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -24,7 +26,9 @@ def load_envconfig() -> ModuleType:
 
 
 envconfig = load_envconfig()
-URL = "postgres://depotix:s%40cret%2Fpw@db.example:6543/depotix"
+# A password generated per run, with characters that must be percent-encoded in a URL.
+URL_PASSWORD = "s@c/" + secrets.token_hex(8)
+URL = f"postgres://depotix:{quote(URL_PASSWORD, safe='')}@db.example:6543/depotix"
 
 
 def test_database_url_is_split_and_percent_decoded() -> None:
@@ -33,7 +37,7 @@ def test_database_url_is_split_and_percent_decoded() -> None:
     assert {key: config[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")} == {
         "NAME": "depotix",
         "USER": "depotix",
-        "PASSWORD": "s@cret/pw",
+        "PASSWORD": URL_PASSWORD,
         "HOST": "db.example",
         "PORT": "6543",
     }
@@ -62,7 +66,7 @@ def test_database_password_file_overrides_the_url_password(tmp_path: Path) -> No
     [("%2Frun%2FPostgreSQL", "/run/PostgreSQL", "5432"), ("[::1]:5433", "::1", "5433"), ("Db-1", "Db-1", "5432")],
 )
 def test_database_host_keeps_its_case_and_accepts_sockets_and_ipv6(hostport: str, host: str, port: str) -> None:
-    config = envconfig.database_config({"DATABASE_URL": f"postgres://u:p@{hostport}/n"})
+    config = envconfig.database_config({"DATABASE_URL": f"postgres://u@{hostport}/n"})
 
     assert (config["HOST"], config["PORT"]) == (host, port)
 
@@ -71,9 +75,9 @@ def test_database_host_keeps_its_case_and_accepts_sockets_and_ipv6(hostport: str
     ("env", "message"),
     [
         ({}, "DATABASE_URL is not set"),
-        ({"DATABASE_URL": "mysql://u:p@h/n"}, "scheme 'mysql' is not supported"),
-        ({"DATABASE_URL": "postgres://u:p@h:port/n"}, "port 'port' is not a number"),
-        ({"DATABASE_URL": "postgres://u:p@h/"}, "database name are required"),
+        ({"DATABASE_URL": "mysql://u@h/n"}, "scheme 'mysql' is not supported"),
+        ({"DATABASE_URL": "postgres://u@h:port/n"}, "port 'port' is not a number"),
+        ({"DATABASE_URL": "postgres://u@h/"}, "database name are required"),
         ({"DATABASE_URL": URL, "DATABASE_PASSWORD_FILE": "/nonexistent/pw"}, "DATABASE_PASSWORD_FILE=/nonexistent/pw"),
     ],
 )
@@ -131,7 +135,7 @@ def test_allowed_hosts_are_comma_separated_with_loopback_default() -> None:
 def test_app_refuses_to_start_without_a_required_setting(
     missing: str, release_tree: ReleaseTree, secret_key: str, db_server: DatabaseServer
 ) -> None:
-    env = app_environment(Database(db_server, "x", "postgres://u:p@127.0.0.1:1/x"), "1.0", secret_key)
+    env = app_environment(Database(db_server, "x", "postgres://u@127.0.0.1:1/x"), "1.0", secret_key)
     del env[missing]
 
     result = run_manage(release_tree("1.0"), env, "check", check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 
@@ -58,9 +59,11 @@ LEDGERS = [
 
 
 @pytest.mark.parametrize("entries", LEDGERS)
-def test_the_script_reads_the_current_release_as_the_ledger_module_does(script, entries):
+def test_the_script_reads_the_current_release_as_the_ledger_module_does(script, entries, tmp_path):
+    ledger = tmp_path / "releases.json"
+    ledger.write_text(json.dumps({"entries": entries}))
     current = ledger_summary(entries)["current"]
-    assert script.current_release(entries) == (current["release"] if current else None)
+    assert script.ledger_release({"ledger": str(ledger)}) == (current["release"] if current else None)
 
 
 def test_a_scheduled_dump_is_labelled_with_the_ledgers_current_release(lab, dumped):

@@ -17,7 +17,7 @@ import yaml
 from conftest import PRODUCTION_HOST, ROOT, AnsibleLoader, copy_of_production, run
 
 VAULT = Path("group_vars/all/vault.yml")
-PREFLIGHT = "playbooks/preflight/vault.yml"
+PREFLIGHT = "playbooks/preflight/check_vault.yml"
 
 
 def entry_playbooks() -> list[str]:
@@ -133,7 +133,7 @@ def test_a_good_vault_passes_the_check(production_copy, passwords):
     right, _ = passwords
     encrypt(production_copy, vault_text(REAL_SECRETS), right)
     result = run(["ansible-playbook", "-i", str(production_copy), "--vault-password-file", str(right),
-                  "playbooks/preflight/vault.yml"])
+                  "playbooks/preflight/check_vault.yml"])
     assert result.returncode == 0, result.stdout
     assert "localhost                  : ok=" in result.stdout
 

@@ -7,19 +7,15 @@ the server at each step (/root/*.json); the runs' output is kept on the controll
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
-from depotix_checks import BACKUP_DIR, applied_migrations, container_health, health, recorded
+from depotix_checks import BACKUP_DIR, applied_migrations, container_health, health, recorded, run_log
 
 CRON_FILE = "/etc/cron.d/depotix-backup"
 LOG_FILE = "/var/log/depotix-backup.log"
 
 
-def run_log(name: str) -> str:
-    return (Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / f"{name}.log").read_text()
 
 
 def text(host, path: str) -> str:

@@ -1,8 +1,8 @@
 """deploy.yml -e api_release=2.0 on a 1.0 stack: schema, health, ledger, backup, no row lost."""
 
 import pytest
-from depotix_checks import (BACKUP_DIR, check_constraints, columns, container_health, container_image, health,
-                            indexes, ledger, recorded, table_counts)
+from depotix_checks import (BACKUP_DIR, CHECKS_0008, check_constraints, columns, container_health, container_image,
+                            health, indexes, ledger, recorded, table_counts)
 
 
 def test_api_runs_release_2_0_and_is_healthy(host):
@@ -16,10 +16,7 @@ def test_stock_movements_have_the_idempotency_key(host):
     assert "idempotency_key" in columns(host, "inventory_stockmovement")
 
 
-@pytest.mark.parametrize(("table", "name", "definition"), [
-    ("inventory_stockmovement", "inventory_stockmovement_qty_base_positive", "CHECK ((qty_base > 0))"),
-    ("inventory_inventoryitem", "inventory_inventoryitem_quantity_non_negative", "CHECK ((quantity >= 0))"),
-])
+@pytest.mark.parametrize(("table", "name", "definition"), CHECKS_0008)
 def test_release_2_0_constraints_are_in_place(host, table, name, definition):
     assert check_constraints(host, table).get(name) == definition
 

@@ -8,7 +8,7 @@ module's answers against the database.
 from __future__ import annotations
 
 import pytest
-from depotix_checks import (applied_migrations, check_constraints, columns, container_image, ledger, psql,
+from depotix_checks import (CHECKS_0008, applied_migrations, check_constraints, columns, container_image, ledger, psql,
                             recorded)
 
 M0007 = "0007_populate_customer_numbers"
@@ -51,10 +51,7 @@ def test_stock_movements_have_the_idempotency_key(host):
     assert "idempotency_key" in columns(host, "inventory_stockmovement")
 
 
-@pytest.mark.parametrize(("table", "name", "definition"), [
-    ("inventory_stockmovement", "inventory_stockmovement_qty_base_positive", "CHECK ((qty_base > 0))"),
-    ("inventory_inventoryitem", "inventory_inventoryitem_quantity_non_negative", "CHECK ((quantity >= 0))"),
-])
+@pytest.mark.parametrize(("table", "name", "definition"), CHECKS_0008)
 def test_0008_constraints_are_in_place(host, table, name, definition):
     assert check_constraints(host, table).get(name) == definition
 

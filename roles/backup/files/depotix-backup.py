@@ -36,6 +36,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# The ledger's rule (which release runs now) is the release_ledger module's own code,
+# installed beside this script by the backup role (LIB_DIR), or found beside it here.
+LIB_DIR = "/usr/local/lib/depotix-backup"
+sys.path[:0] = [LIB_DIR, os.path.dirname(os.path.realpath(__file__))]
+from release_ledger import release_stack  # noqa: E402
+
 CONFIG_FILE = Path("/etc/depotix/backup.json")
 CHUNK = 1024 * 1024
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -138,29 +144,6 @@ def resolve_dump(config: dict[str, Any], name: str) -> str:
 # ---------------------------------------------------------------------------- the release ledger
 
 
-def current_release(entries: list[dict[str, Any]]) -> str | None:
-    """Return the release the ledger says runs now (the same rule as module_utils/release_ledger.py).
-
-    Good deploys push a release, a rollback pops back to the release it returns to,
-    failed attempts count for nothing.
-    """
-    stack: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.get("outcome") != "ok":
-            continue
-        if entry.get("action") == "rollback":
-            while stack and stack[-1].get("release") != entry.get("release"):
-                stack.pop()
-            if stack:
-                stack[-1] = entry
-                continue
-        if stack and stack[-1].get("release") == entry.get("release"):
-            stack[-1] = entry
-        else:
-            stack.append(entry)
-    return stack[-1].get("release") if stack else None
-
-
 def ledger_release(config: dict[str, Any]) -> str | None:
     """Return the current release from the host's ledger, or None when there is no readable ledger."""
     path = config.get("ledger")
@@ -173,7 +156,8 @@ def ledger_release(config: dict[str, Any]) -> str | None:
     entries = data.get("entries") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         return None
-    return current_release([e for e in entries if isinstance(e, dict)])
+    stack = release_stack([e for e in entries if isinstance(e, dict)])
+    return stack[-1].get("release") if stack else None
 
 
 # ---------------------------------------------------------------------------- talking to the database

@@ -18,7 +18,7 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1")
 DEFAULT_CONNECT_TIMEOUT_S = "5"
-DATABASE_URL_SHAPE = "postgres://USER[:PASSWORD]@HOST[:PORT]/NAME"
+DATABASE_URL_SHAPE = "postgres://USER@HOST[:PORT]/NAME, the password in DATABASE_PASSWORD_FILE"
 
 
 def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:

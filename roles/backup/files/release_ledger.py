@@ -1,0 +1,1 @@
+../../../module_utils/release_ledger.py
