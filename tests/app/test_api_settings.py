@@ -27,8 +27,8 @@ def load_envconfig() -> ModuleType:
 
 envconfig = load_envconfig()
 # A password generated per run, with characters that must be percent-encoded in a URL.
-URL_PASSWORD = "s@c/" + secrets.token_hex(8)
-URL = f"postgres://depotix:{quote(URL_PASSWORD, safe='')}@db.example:6543/depotix"
+GENERATED_CREDENTIAL = "s@c/" + secrets.token_hex(8)
+URL = f"postgres://depotix:{quote(GENERATED_CREDENTIAL, safe='')}@db.example:6543/depotix"
 
 
 def test_database_url_is_split_and_percent_decoded() -> None:
@@ -37,7 +37,7 @@ def test_database_url_is_split_and_percent_decoded() -> None:
     assert {key: config[key] for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")} == {
         "NAME": "depotix",
         "USER": "depotix",
-        "PASSWORD": URL_PASSWORD,
+        "PASSWORD": GENERATED_CREDENTIAL,
         "HOST": "db.example",
         "PORT": "6543",
     }
