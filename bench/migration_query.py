@@ -4,7 +4,7 @@
 Issue 5's figure: a `state: query` task must take at most 1.2 times one bare
 `docker exec api python manage.py showmigrations --plan` (one Django start per
 query, no extra round trips). One ansible-playbook run does RUNS rounds (after one
-warm-up round that is not counted), each of four tasks in a row:
+warm-up round that is not counted), each of six tasks in a row:
 
 - Query: `django_migration: {state: query, container: api}`, its duration as Ansible
   measures it (the ansible.posix.json stdout callback: task start to result);
@@ -13,7 +13,13 @@ warm-up round that is not counted), each of four tasks in a row:
 - Probe: the module's own `docker exec -i -w /app api python3 - <request>` with the
   probe source on stdin, timed the same way: Django's part of a query, without Ansible;
 - Ping: `ansible.builtin.ping`, Ansible's own cost per task over this connection
-  (fork, transfer, Python and AnsiballZ start on the server).
+  (fork, transfer, Python and AnsiballZ start on the server);
+- Command: the bare command as an `ansible.builtin.command` task on the server, its
+  duration as Ansible measures it: the same question asked through Ansible without
+  the module (text to parse instead of JSON);
+- Remote: the bare command from the controller, as an operator types it against a
+  host (`docker exec SERVER docker exec api python manage.py showmigrations --plan`,
+  timed on the controller): the hop to the host that every task pays, in the bare way.
 
 The rounds interleave the kinds, so drift in the machine's load (other Molecule
 scenarios) hits them alike. It prints the medians, the ratio query/bare (of the
@@ -44,15 +50,17 @@ from typing import Dict, List
 PROJECT = Path(__file__).resolve().parent.parent
 PROBE_SOURCE = PROJECT / "module_utils" / "django_migration_probe.py"
 TARGET_RATIO = 1.2
-KINDS = ("query", "bare", "probe", "ping")
+KINDS = ("query", "bare", "probe", "ping", "command", "remote")
 
 # Runs on the lab server (python3 -c TIMER MODE CONTAINER REQUEST): one docker exec, prints its seconds.
 SERVER_TIMER = r"""
 import subprocess, sys, time
 mode, container, request = sys.argv[1:4]
 probe = sys.stdin.read() if mode == "probe" else None
-if mode == "bare":
+if mode in ("bare", "remote"):
     argv = ["docker", "exec", container, "python", "manage.py", "showmigrations", "--plan"]
+    if mode == "remote":  # from the controller, through the host: docker exec SERVER docker exec ...
+        argv[:0] = ["docker", "exec", sys.argv[4]]
 else:
     argv = ["docker", "exec", "-i", "-w", "/app", container, "python3", "-", request]
 start = time.perf_counter()
@@ -84,9 +92,9 @@ def yaml_string(text: str) -> str:
 
 
 def round_tasks(label: str, container: str) -> str:
-    """Return one round's four tasks (label: 'warm-up' or a round number)."""
+    """Return one round's six tasks (label: 'warm-up' or a round number)."""
     timer = ("      ansible.builtin.command:\n        argv: [python3, -c, '{{{{ bench_timer }}}}', {mode}, %s, "
-             "'{{{{ bench_request }}}}']\n" % container)
+             "'{{{{ bench_request }}}}', '{{{{ inventory_hostname }}}}']\n" % container)
     return (
         f"    - name: query {label}\n"
         f"      django_migration:\n        state: query\n        container: {container}\n"
@@ -94,6 +102,12 @@ def round_tasks(label: str, container: str) -> str:
         f"    - name: probe {label}\n{timer.format(mode='probe')}        stdin: '{{{{ bench_probe }}}}'\n"
         f"      changed_when: false\n"
         f"    - name: ping {label}\n      ansible.builtin.ping:\n"
+        f"    - name: command {label}\n      ansible.builtin.command:\n"
+        f"        argv: [docker, exec, {container}, python, manage.py, showmigrations, --plan]\n"
+        f"      changed_when: false\n"
+        f"    - name: remote {label}\n{timer.format(mode='remote')}      delegate_to: localhost\n"
+        f"      vars:\n        ansible_python_interpreter: '{{{{ ansible_playbook_python }}}}'\n"
+        f"      changed_when: false\n"
     )
 
 
@@ -121,8 +135,10 @@ def sample(task: Dict, server: str) -> float:
     name, result = task["task"]["name"], task["hosts"][server]
     if result.get("failed") or result.get("unreachable"):
         sys.exit("task %s failed: %s" % (name, result.get("msg") or result.get("stderr") or result))
-    if name.startswith(("bare", "probe")):
+    if name.startswith(("bare", "probe", "remote")):
         return float(result["stdout"])
+    if name.startswith("command") and "0001_initial" not in result["stdout"]:
+        sys.exit("task %s did not list the migrations: %s" % (name, result.get("stderr")))
     if name.startswith("query") and result["runner"]["kind"] != "exec":
         sys.exit("task %s did not query through docker exec: %s" % (name, result["runner"]))
     return task_seconds(task)
@@ -140,8 +156,11 @@ def run_benchmark(server: str, container: str, runs: int) -> Dict:
     with tempfile.TemporaryDirectory(prefix="bench-migration-query-") as tmp:
         path = Path(tmp) / "migration_query.yml"
         path.write_text(playbook(container, runs), encoding="utf-8")
-        argv = ["ansible-playbook", "-i", server + ",", "-e", "ansible_connection=community.docker.docker",
-                "-e", "ansible_python_interpreter=/usr/bin/python3", str(path)]
+        # Connection settings in the inventory, not -e: the `remote` task runs on the controller.
+        inventory = Path(tmp) / "inventory"
+        inventory.write_text("%s ansible_connection=community.docker.docker ansible_python_interpreter=/usr/bin/python3\n"
+                             % server, encoding="utf-8")
+        argv = ["ansible-playbook", "-i", str(inventory), str(path)]
         start = time.perf_counter()
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, cwd=PROJECT)
         wall = time.perf_counter() - start
@@ -174,14 +193,19 @@ def main(argv: List[str]) -> int:
         ("bare", "bare showmigrations --plan (timed on the server)"),
         ("probe", "the module's probe alone (timed on the server)"),
         ("ping", "ansible.builtin.ping task (Ansible's duration)"),
+        ("command", "showmigrations --plan as a command task (Ansible's)"),
+        ("remote", "bare showmigrations from the controller"),
     ]
     for kind, label in rows:
-        print("  %-52s median %8s  (min %s, max %s)"
+        print("  %-53s median %8s  (min %s, max %s)"
               % (label, ms(median[kind]), ms(min(samples[kind])), ms(max(samples[kind]))))
     print("  ratio query/bare: %.2f of the medians, %.2f median of the rounds (target <= %.1f: %s)"
           % (ratio, paired, TARGET_RATIO, "met" if ratio <= TARGET_RATIO else "MISSED"))
     print("  ratio probe/bare: %.2f (Django's part of a query); ping/bare: %.2f (Ansible's part)"
           % (median["probe"] / median["bare"], median["ping"] / median["bare"]))
+    print("  ratio query/command: %.2f (the same question asked through an Ansible command task); "
+          "query/remote: %.2f (the bare command from the controller)"
+          % (median["query"] / median["command"], median["query"] / median["remote"]))
     print("  ansible-playbook wall time %.1f s for %d tasks; the %d query tasks took %.1f s of it"
           % (result["wall"], result["tasks"], args.runs, sum(samples["query"])))
     if args.json:
