@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
-# has its own lab server (depotix-<scenario>), so they do not share state. One log per
-# scenario in .cache/molecule/, one line per scenario here, the tail of each failure,
-# and a closing "N passed, N failed" line. Exits non-zero when any scenario failed.
+# has its own lab server (depotix-<scenario>), so they do not share state. Each of the
+# parallel queues keeps one image store (the inner engine's /var/lib/docker, a volume
+# named depotix-store-<n>) from scenario to scenario, so images are loaded once per
+# queue; every scenario empties it of all else first (molecule/_shared/create.yml,
+# prepare.yml), and the stores are removed at the end. One log per scenario in
+# .cache/molecule/, one line per scenario here, the tail of each failure, and a closing
+# "N passed, N failed" line. Exits non-zero when any scenario failed.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -10,6 +14,11 @@ jobs=${DEPOTIX_MOLECULE_JOBS:-2}
 logs=.cache/molecule
 mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
+rm -rf "$logs"/slot.*
+stores() { for n in $(seq 1 "$jobs"); do echo "depotix-store-$n"; done; }
+remove_stores() { docker volume rm --force $(stores) >/dev/null 2>&1 || true; }
+remove_stores
+trap remove_stores EXIT
 
 # Longest first (measured, about 4 to 5 minutes each), so that the two queues end together.
 longest_first="rollback_migration rollback_release backup_restore idempotency_flag negative_stock"
@@ -19,15 +28,21 @@ scenarios=$(for s in $longest_first; do [ -f "molecule/$s/molecule.yml" ] && ech
 [ -n "${DEPOTIX_SCENARIOS:-}" ] && scenarios=$DEPOTIX_SCENARIOS
 
 run_one() {
-  local scenario=$1 start rc
+  local scenario=$1 start rc slot=
+  # A free queue slot (xargs runs at most $jobs at once, so one is free): its image store.
+  until [ -n "$slot" ]; do
+    for n in $(seq 1 "$jobs"); do mkdir "$logs/slot.$n" 2>/dev/null && { slot=$n; break; }; done
+    [ -n "$slot" ] || sleep 1
+  done
   start=$(date +%s)
-  molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1
+  DEPOTIX_IMAGE_STORE="depotix-store-$slot" molecule test -s "$scenario" >"$logs/$scenario.log" 2>&1
   rc=$?
+  rmdir "$logs/slot.$slot"
   printf '%s %s %s\n' "$rc" "$(( $(date +%s) - start ))" "$scenario" >"$logs/$scenario.status"
   printf '  %-26s %s in %ss\n' "$scenario" "$([ "$rc" -eq 0 ] && echo passed || echo FAILED)" "$(( $(date +%s) - start ))"
 }
 export -f run_one
-export logs
+export logs jobs
 
 echo "molecule: $(echo $scenarios | wc -w) scenarios, $jobs at a time (logs in $logs/)"
 started=$(date +%s)
