@@ -16,3 +16,9 @@ for ref in $(docker image ls | awk 'NR > 1 && $1 != "<none>" && $2 != "<none>" {
 done
 if [ -n "$(docker image ls -q --filter dangling=true)" ]; then docker image prune -f >/dev/null; echo "dangling images removed"; fi
 docker builder prune -af >/dev/null 2>&1 || true
+# What is left must be nothing but those images, or the scenario would not start clean.
+left=$(docker ps -aq; docker volume ls -q; docker network ls -q --filter type=custom)
+for ref in $(docker image ls | awk 'NR > 1 { print $1 ":" $2 }'); do
+  case " $* " in *" $ref "*) ;; *) left="$left $ref" ;; esac
+done
+if [ -n "$(echo $left)" ]; then echo "the engine is not empty: $(echo $left)" >&2; exit 1; fi
