@@ -101,6 +101,15 @@ def container_health(host, name: str, settle: float = 45.0) -> str:
         time.sleep(1)
 
 
+def assert_api_serves(host, release: str) -> None:
+    """The API container runs `release`'s image, Docker calls it healthy, and /healthz
+    answers 200 for that release with the database reachable."""
+    assert container_image(host, "api") == f"depotix-lab/api:{release}"
+    assert container_health(host, "api") == "healthy"
+    status, body = health(host)
+    assert (status, body.get("release"), body.get("database")) == (200, release, True)
+
+
 def recorded(host, name: str) -> dict:
     """Return a JSON record a scenario's converge left in /root (e.g. counts before a run)."""
     return json.loads(host.file(f"/root/{name}.json").content_string)

@@ -1,15 +1,12 @@
 """deploy.yml -e api_release=2.0 on a 1.0 stack: schema, health, ledger, backup, no row lost."""
 
 import pytest
-from depotix_checks import (BACKUP_DIR, CHECKS_0008, check_constraints, columns, container_health, container_image,
-                            health, indexes, ledger, recorded, table_counts)
+from depotix_checks import (BACKUP_DIR, CHECKS_0008, assert_api_serves, check_constraints, columns, indexes, ledger,
+                            recorded, table_counts)
 
 
 def test_api_runs_release_2_0_and_is_healthy(host):
-    assert container_image(host, "api") == "depotix-lab/api:2.0"
-    assert container_health(host, "api") == "healthy"
-    status, body = health(host)
-    assert (status, body.get("release"), body.get("database")) == (200, "2.0", True)
+    assert_api_serves(host, "2.0")
 
 
 def test_stock_movements_have_the_idempotency_key(host):

@@ -1,14 +1,11 @@
 """2.0-broken crashes at start: the health gate fails, 0008 is unapplied, 1.0 runs again."""
 
-from depotix_checks import (applied_migrations, check_constraints, columns, container_health, container_image, health,
-                            ledger, recorded, run_log, table_counts)
+from depotix_checks import (applied_migrations, assert_api_serves, check_constraints, columns, ledger, recorded,
+                            run_log, table_counts)
 
 
 def test_release_1_0_runs_again_and_is_healthy(host):
-    assert container_image(host, "api") == "depotix-lab/api:1.0"
-    assert container_health(host, "api") == "healthy"
-    status, body = health(host)
-    assert (status, body.get("release")) == (200, "1.0")
+    assert_api_serves(host, "1.0")
 
 
 def test_0008_was_applied_then_unapplied_with_the_broken_image(host):

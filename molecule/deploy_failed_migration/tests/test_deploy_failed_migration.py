@@ -1,14 +1,10 @@
 """0008 aborts on qty_base = 0: the deploy undoes itself, 1.0 runs, nothing is lost."""
 
-from depotix_checks import (applied_migrations, columns, container_health, container_image, health, ledger, recorded,
-                            run_log, table_counts)
+from depotix_checks import applied_migrations, assert_api_serves, columns, ledger, recorded, run_log, table_counts
 
 
 def test_release_1_0_runs_again_and_is_healthy(host):
-    assert container_image(host, "api") == "depotix-lab/api:1.0"
-    assert container_health(host, "api") == "healthy"
-    status, body = health(host)
-    assert (status, body.get("release")) == (200, "1.0")
+    assert_api_serves(host, "1.0")
 
 
 def test_inventory_is_still_at_0007(host):

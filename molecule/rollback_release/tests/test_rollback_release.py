@@ -1,7 +1,7 @@
 """Runbook scenario 2 twice: 2.1 -> 2.0 -> 1.0, migrations unapplied with the image that has them."""
 
-from depotix_checks import (applied_migrations, check_constraints, columns, container_health, container_image, health,
-                            killed_at, ledger, recorded, run_log, table_counts)
+from depotix_checks import (applied_migrations, assert_api_serves, check_constraints, columns, killed_at, ledger,
+                            recorded, run_log, table_counts)
 
 
 def test_first_rollback_went_from_2_1_to_2_0_unapplying_0009(host):
@@ -10,10 +10,7 @@ def test_first_rollback_went_from_2_1_to_2_0_unapplying_0009(host):
 
 
 def test_second_rollback_runs_1_0_healthy(host):
-    assert container_image(host, "api") == "depotix-lab/api:1.0"
-    assert container_health(host, "api") == "healthy"
-    status, body = health(host)
-    assert (status, body.get("release")) == (200, "1.0")
+    assert_api_serves(host, "1.0")
 
 
 def test_schema_is_back_at_0007_without_0008_or_0009_traces(host):
