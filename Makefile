@@ -29,23 +29,23 @@ engine:
 
 # The image play itself skips images whose inputs did not change (a content-hash label);
 # the stamp spares even that check when no input file is newer than the last build.
-IMAGE_INPUTS := $(shell find lab/images lab/api lab/lab_vars.yml playbooks/lab_images.yml \
-	playbooks/tasks/lab_image.yml playbooks/tasks/lab_wheelhouse.yml -type f \
+IMAGE_INPUTS := $(shell find lab/images lab/api lab/lab_vars.yml lab/playbooks/images.yml \
+	lab/playbooks/tasks/build_image.yml lab/playbooks/tasks/wheelhouse.yml -type f \
 	-not -path '*/wheels/*' -not -name '*.pyc' 2>/dev/null)
 
 images: bootstrap .cache/images.stamp ## Build the lab images (only those whose inputs changed)
 
 .cache/images.stamp: $(IMAGE_INPUTS)
-	@ansible-playbook playbooks/lab_images.yml
+	@ansible-playbook lab/playbooks/images.yml
 	@mkdir -p .cache && touch $@
 
 lab: images ## Start the lab server and deploy the stack into it (site.yml)
-	@ansible-playbook playbooks/lab.yml
+	@ansible-playbook lab/playbooks/up.yml
 	@ansible-playbook site.yml
-	@ansible-playbook playbooks/lab_seed.yml
+	@ansible-playbook lab/playbooks/seed.yml
 
 lab-down: bootstrap ## Remove the lab server and its volumes
-	@ansible-playbook playbooks/lab_down.yml
+	@ansible-playbook lab/playbooks/down.yml
 
 # The unit suites run beside the Molecule scenarios (their output is kept in
 # .cache/unit.log and shown when both are done): the scenarios wait on containers

@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Dict, List
 
 PROJECT = Path(__file__).resolve().parent.parent
-PROBE_SOURCE = PROJECT / "module_utils" / "django_migration_probe.py"
 TARGET_RATIO = 1.2
 KINDS = ("query", "bare", "probe", "ping", "command", "remote")
 
@@ -111,13 +110,24 @@ def round_tasks(label: str, container: str) -> str:
     )
 
 
+def probe_program() -> str:
+    """Return the program django_migration sends into the container (protocol, then probe)."""
+    import ansible.module_utils
+
+    # The project's module_utils import as ansible.module_utils.<name>, as ansible.cfg makes them.
+    ansible.module_utils.__path__.append(str(PROJECT / "module_utils"))
+    from ansible.module_utils.django_migration_docker import container_program
+
+    return container_program()
+
+
 def playbook(container: str, runs: int) -> str:
     """Return the benchmark playbook: a warm-up round, then ``runs`` timed rounds."""
     header = (
         "---\n- name: Benchmark django_migration state=query\n  hosts: all\n  gather_facts: false\n  vars:\n"
         f"    bench_timer: {yaml_string(SERVER_TIMER)}\n"
         f"    bench_request: {yaml_string(QUERY_REQUEST)}\n"
-        f"    bench_probe: {yaml_string(PROBE_SOURCE.read_text(encoding='utf-8'))}\n"
+        f"    bench_probe: {yaml_string(probe_program())}\n"
         "  tasks:\n"
     )
     rounds = [round_tasks("warm-up", container)] + [round_tasks("%03d" % n, container) for n in range(1, runs + 1)]

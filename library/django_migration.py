@@ -175,7 +175,8 @@ attributes:
 notes:
   - A O(state=query) runs one C(docker exec) (or C(docker run)) and one Django start; with both
     O(container) and O(image) given, one C(docker inspect) first decides between them.
-  - The probe's source is sent to the container on stdin; nothing is copied into the image.
+  - The probe's source, with the protocol module it imports, is sent to the container on stdin;
+    nothing is copied into the image.
   - Backwards plans are checked step by step; a forwards plan is always allowed, and
     RV(rollback_safe) tells whether it could later be undone without loss.
   - With O(targets), C(migrate) runs once per app that has steps in the plan, all in the same Django
@@ -438,7 +439,7 @@ from ansible.module_utils.django_migration_docker import (
     ProbeOptions,
     run_probe,
 )
-from ansible.module_utils.django_migration_probe import UNLISTED_CHOICES, normalise_targets
+from ansible.module_utils.django_migration_protocol import UNLISTED_CHOICES, normalise_targets
 from ansible.module_utils.django_migration_results import failure, migrated_result, query_result
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(

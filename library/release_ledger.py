@@ -46,7 +46,7 @@ options:
   action:
     description: What produced the entry.
     type: str
-    choices: [deploy, rollback, site]
+    choices: [deploy, rollback, restore, site]
     default: deploy
   outcome:
     description: V(ok) for a release now running; V(failed) for a deploy that was undone.
@@ -128,7 +128,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     image=dict(type="str"),
     image_id=dict(type="str"),
     leaves=dict(type="dict", default={}),
-    action=dict(type="str", choices=["deploy", "rollback", "site"], default="deploy"),
+    action=dict(type="str", choices=["deploy", "rollback", "restore", "site"], default="deploy"),
     outcome=dict(type="str", choices=["ok", "failed"], default="ok"),
     note=dict(type="str", default=""),
     skip_if_current=dict(type="bool", default=False),

@@ -3,9 +3,10 @@
 Two ways to reach Django: ``exec`` into the serving container, or ``run`` a
 one-off container from an image on the application network (so it works while
 the API container crash-loops or is gone). Either way one request costs one
-``docker exec`` or ``docker run``: the probe's source goes in on stdin, one JSON
-document comes back on stdout. The env file (it holds the database password) is
-handed to docker with ``--env-file`` and never read here.
+``docker exec`` or ``docker run``: a program made of the probe's source and the
+protocol's goes in on stdin (``container_program``), one JSON document comes
+back on stdout. The env file (it holds the database password) is handed to
+docker with ``--env-file`` and never read here.
 """
 
 from __future__ import annotations
@@ -14,15 +15,49 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible.module_utils import django_migration_probe as probe
+# Imported so that AnsiballZ ships the probe with the module (it bundles only the module_utils that
+# some import names), and to read its source for the container: nothing in it is ever called here.
+from ansible.module_utils import django_migration_probe as probe_module
+from ansible.module_utils import django_migration_protocol as protocol_module
+from ansible.module_utils.django_migration_protocol import OUTPUT_TAIL_LINES, parse_output, tail
 
 # (argv, stdin data or None) -> (rc, stdout, stderr); the module passes module.run_command.
 RunCommand = Callable[[List[str], Optional[str]], Tuple[int, str, str]]
 
 ONE_OFF_PREFIX = "django-migration-"
-OUTPUT_TAIL_LINES = probe.OUTPUT_TAIL_LINES
+
+# The program the container runs on ``python -``, made of two files: the protocol and the probe, which
+# imports it. Pasting one after the other would not do: each starts with a docstring and a ``from
+# __future__`` import (which must come first in a file), and their globals would mix. So this bootstrap
+# carries both sources as (ASCII-escaped) string literals and
+#   1. runs the protocol as a module named ansible.module_utils.django_migration_protocol and puts it in
+#      sys.modules; the probe's ordinary ``from ansible.module_utils.django_migration_protocol import ...``
+#      then finds it there (an import looks in sys.modules first, before any parent package, so the
+#      container needs no Ansible), as the host finds the real file;
+#   2. runs the probe as ``__main__``, in a namespace of its own, as if it had been sent alone.
+# Each source is compiled under its own file name, with its lines in linecache, so tracebacks name them.
+CONTAINER_BOOTSTRAP = """\
+# django_migration: the protocol module, then the probe (module_utils/django_migration_docker.py).
+import linecache
+import sys
+import types
+
+
+def run_source(source, filename, namespace):
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec", dont_inherit=True), namespace)
+
+
+protocol = types.ModuleType({protocol_name!a})
+protocol.__file__ = {protocol_file!a}
+sys.modules[protocol.__name__] = protocol
+run_source({protocol_source!a}, protocol.__file__, protocol.__dict__)
+probe = {{"__name__": "__main__", "__file__": {probe_file!a}}}
+run_source({probe_source!a}, probe["__file__"], probe)
+"""
 
 
 class DjangoMigrationError(Exception):
@@ -89,7 +124,7 @@ class Runner:
         return described
 
     def argv(self, docker: str, request: Dict[str, Any]) -> List[str]:
-        """Return the docker command line that runs the probe (its source comes on stdin)."""
+        """Return the docker command line that runs the probe (``container_program`` comes on stdin)."""
         options = self.options
         payload = json.dumps(request, sort_keys=True)
         user = ["--user", options.user] if options.user else []
@@ -139,14 +174,25 @@ def run_runner(options: ProbeOptions, reason: Optional[str] = None) -> Runner:
     return Runner(kind="run", options=options, name=ONE_OFF_PREFIX + uuid.uuid4().hex[:12], reason=reason)
 
 
-def probe_source() -> str:
-    """Return the probe's source, also when this code runs from an AnsiballZ zip."""
-    loader = getattr(probe, "__loader__", None)
-    source = loader.get_source(probe.__name__) if loader is not None and hasattr(loader, "get_source") else None
+def module_source(module: ModuleType) -> str:
+    """Return a module's source, also when this code runs from an AnsiballZ zip."""
+    loader = getattr(module, "__loader__", None)
+    source = loader.get_source(module.__name__) if loader is not None and hasattr(loader, "get_source") else None
     if not source:
-        with open(probe.__file__, encoding="utf-8") as handle:
+        with open(str(module.__file__), encoding="utf-8") as handle:
             source = handle.read()
     return source
+
+
+def container_program() -> str:
+    """Return the program sent to ``python -`` in the container: the protocol, then the probe run as __main__."""
+    return CONTAINER_BOOTSTRAP.format(
+        protocol_name=protocol_module.__name__,
+        protocol_file="django_migration_protocol.py",
+        protocol_source=module_source(protocol_module),
+        probe_file="django_migration_probe.py",
+        probe_source=module_source(probe_module),
+    )
 
 
 def grace_seconds(timeout: int) -> int:
@@ -156,7 +202,7 @@ def grace_seconds(timeout: int) -> int:
 
 def output_tail(*texts: str, lines: int = OUTPUT_TAIL_LINES) -> List[str]:
     """Return the last non-empty lines of the given outputs, in order."""
-    return probe.tail("\n".join(text for text in texts if text), lines)
+    return tail("\n".join(text for text in texts if text), lines)
 
 
 class DockerClient:
@@ -233,8 +279,8 @@ def invoke(client: DockerClient, runner: Runner, request: Dict[str, Any]) -> Dic
         request, timeout=timeout, grace=grace, manage_py=runner.options.manage_py, settings=runner.options.settings
     )
     argv = runner.argv(client.docker, full_request)
-    rc, out, err, timed_out = client.call(argv, probe_source(), timeout + 2 * grace)
-    document = probe.parse_output(out)
+    rc, out, err, timed_out = client.call(argv, container_program(), timeout + 2 * grace)
+    document = parse_output(out)
     if document is not None:
         return document
     if timed_out:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from ansible.module_utils.django_migration_probe import migration_number
+from ansible.module_utils.django_migration_protocol import migration_number
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Read and change Django migration state from inside the API container or image.
 
 The ``django_migration`` module sends this file's source to ``python -`` inside
-the container, with one JSON request as the only argument. The probe starts
+the container, with one JSON request as the only argument (see
+``django_migration_docker.container_program``). The probe starts
 Django through the project's own ``manage.py`` (so the project's settings
 default applies), asks Django's ``MigrationLoader`` and ``MigrationExecutor``
 for the state and the plan, optionally migrates (one app, several apps to
@@ -22,9 +23,17 @@ A refused or failed request still prints a document, with ``ok: false``, a
 ``kind`` and a ``message``. A migrate that fails half-way is undone so the
 database keeps the migration state it had before the request.
 
-Only the standard library is imported at module level, and Django inside
-functions, so the file also imports on the Docker host and in unit tests. It
-must run on the container's Python (3.8 or later).
+What the module and the probe share (the request's vocabulary, the result
+document's sentinels, ``tail``, ``step_key``...) lives in
+``django_migration_protocol``, imported below by its ordinary name: on the host
+and in unit tests Ansible's module_utils provide it; in the container
+``container_program`` installs it under that name before running this file, as
+the only other code the container gets. The module never calls this file's
+functions: it imports it only so AnsiballZ ships it, and reads its source.
+
+Apart from that module only the standard library is imported at module level,
+and Django inside functions, so the file also imports in unit tests. It must
+run on the container's Python (3.8 or later).
 """
 
 from __future__ import annotations
@@ -32,27 +41,28 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import runpy
 import signal
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
-BEGIN = "----- django_migration result begin -----"
-END = "----- django_migration result end -----"
-PROTOCOL = 1
-ACTIONS = ("query", "plan", "migrate")
-OUTPUT_TAIL_LINES = 20
+from ansible.module_utils.django_migration_protocol import (
+    ACTIONS,
+    UNLISTED_CHOICES,
+    TargetSpec,
+    migration_number,
+    normalise_targets,
+    render,
+    step_key,
+    tail,
+)
+
 _PROBE_COMMAND = "django_migration_probe"
-
-UNLISTED_CHOICES = ("keep", "zero")
 
 MigrationKey = Tuple[str, str]
 AppsState = Dict[str, Dict[str, List[str]]]
-# A targets entry: a name or prefix (or "zero"), None for the leaf, or a list of leaf names.
-TargetSpec = Union[None, str, List[str]]
 
 
 class ProbeError(Exception):
@@ -79,12 +89,6 @@ class ProbeTimeout(BaseException):
 
 
 # --- Reading state -----------------------------------------------------------
-
-
-def migration_number(name: str) -> Optional[int]:
-    """Return the leading number of a migration name (``0007_x`` -> 7), if any."""
-    match = re.match(r"(\d+)", name)
-    return int(match.group(1)) if match else None
 
 
 def ordered_app_nodes(graph: Any, app: str) -> List[str]:
@@ -250,11 +254,6 @@ def describe_plan(plan: Iterable[Tuple[Any, bool]]) -> List[Dict[str, Any]]:
     return steps
 
 
-def step_key(step: Dict[str, Any]) -> str:
-    """Return a plan step as ``app.name``."""
-    return "%s.%s" % (step["app"], step["name"])
-
-
 def predicted_state(state: AppsState, order: Dict[str, List[str]], steps: List[Dict[str, Any]]) -> AppsState:
     """Return the state after ``steps`` ran, without running them."""
     result = json.loads(json.dumps(state))
@@ -321,35 +320,6 @@ def refuse_ghosts(state: AppsState, targets: Dict[str, Optional[str]]) -> None:
 
 
 # --- Several apps, each to its own target -------------------------------------------------
-
-
-def normalise_targets(targets: Any) -> Dict[str, TargetSpec]:
-    """Return a ``targets`` request as {app: name, None or list of names}; raise ValueError saying what is wrong.
-
-    Numbers are refused rather than turned into names: YAML reads ``0007`` as 7,
-    which would then match no migration, or the wrong one by prefix.
-    """
-    if not isinstance(targets, dict) or not targets:
-        raise ValueError(
-            "targets must map at least one app label to its target, for example "
-            "{inventory: 0007_populate_customer_numbers}; got %r." % (targets,)
-        )
-    normalised: Dict[str, TargetSpec] = {}
-    for app, value in targets.items():
-        if isinstance(value, list) and all(_is_name(item) for item in value):
-            normalised[str(app)] = list(value)
-        elif value is None or _is_name(value):
-            normalised[str(app)] = value
-        else:
-            raise ValueError(
-                "targets.%s must be a migration name, a unique prefix, 'zero', or a list of leaf names as "
-                "the release ledger records them; got %r. Quote numbers: '0007', not 0007." % (app, value)
-            )
-    return normalised
-
-
-def _is_name(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
 
 
 def resolve_named_target(
@@ -856,16 +826,6 @@ def start_hard_timer(seconds: float, emit: Callable[[Dict[str, Any]], None], out
 # --- Input and output --------------------------------------------------------------------
 
 
-def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> List[str]:
-    """Return the last ``lines`` lines of ``text`` that say something.
-
-    Blank lines and the ^^^^ markers of recent tracebacks are dropped, so the
-    lines kept show more of what happened.
-    """
-    kept = [line for line in text.splitlines() if line.strip() and not re.match(r"^\s*[~^]+\s*$", line)]
-    return kept[-lines:]
-
-
 def parse_request(argv: List[str]) -> Dict[str, Any]:
     """Return the JSON request given as the first argument, checked."""
     if len(argv) < 2:
@@ -888,27 +848,6 @@ def parse_request(argv: List[str]) -> Dict[str, Any]:
     if (request.get("targets_unlisted") or "keep") not in UNLISTED_CHOICES:
         raise ProbeError("bad_request", "targets_unlisted must be one of %s" % ", ".join(UNLISTED_CHOICES))
     return request
-
-
-def render(result: Dict[str, Any]) -> str:
-    """Return the result between sentinel lines, as the caller parses it."""
-    result = dict(result, protocol=PROTOCOL)
-    return "\n%s\n%s\n%s\n" % (BEGIN, json.dumps(result, sort_keys=True, default=str), END)
-
-
-def parse_output(stdout: str) -> Optional[Dict[str, Any]]:
-    """Return the last result document in ``stdout``, or None when there is none."""
-    start = stdout.rfind(BEGIN)
-    if start < 0:
-        return None
-    end = stdout.find(END, start)
-    if end < 0:
-        return None
-    try:
-        document = json.loads(stdout[start + len(BEGIN) : end])
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def make_emitter(stream: Any) -> Callable[[Dict[str, Any]], None]:

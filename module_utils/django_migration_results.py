@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.django_migration_docker import DjangoMigrationError, Runner
 from ansible.module_utils.django_migration_ledger import image_containing
-from ansible.module_utils.django_migration_probe import step_key
+from ansible.module_utils.django_migration_protocol import step_key
 from ansible.module_utils.release_ledger import LedgerError, load_entries
 
 AppsState = Dict[str, Dict[str, List[str]]]

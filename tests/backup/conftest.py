@@ -1,14 +1,18 @@
-"""Fixtures of the backup script's tests: the script itself, a throwaway PostgreSQL, a fake docker CLI.
+"""Fixtures of the backup script's tests: its package on the path, a throwaway PostgreSQL, a fake docker CLI.
 
 `pytest tests/backup` needs no Docker: the script's `docker exec` and `docker cp` go to
 support/fake_docker.py, which runs the PostgreSQL clients on this machine against a
 cluster started for the session (Debian's `postgresql` package provides it).
+
+The tests import the script's package (roles/backup/files/depotix_backup) from the
+repository, and run the script there as the host does, with a settings file like the
+one the role writes. No bytecode is written beside the package: the role copies its
+folder as it is.
 """
 
 from __future__ import annotations
 
 import glob
-import importlib.util
 import itertools
 import json
 import os
@@ -20,29 +24,18 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "roles" / "backup" / "files" / "depotix-backup.py"
+FILES = REPO / "roles" / "backup" / "files"
+SCRIPT = FILES / "depotix-backup.py"
 FAKE_DOCKER = Path(__file__).resolve().parent / "support" / "fake_docker.py"
 _names = itertools.count(1)
 
-
-def load_script() -> ModuleType:
-    """Import the backup script (its file name has a dash) as the module `depotix_backup`."""
-    spec = importlib.util.spec_from_file_location("depotix_backup", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["depotix_backup"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="session")
-def script() -> ModuleType:
-    return load_script()
+sys.dont_write_bytecode = True
+sys.path.insert(0, str(FILES))
+from depotix_backup.files import LOCK_FILE  # noqa: E402
 
 
 def postgres_bindir() -> Path:
@@ -134,10 +127,14 @@ class Lab:
     def write_config(self, **changes: object) -> None:
         self.config_file.write_text(json.dumps({**self.config, **changes}))
 
-    def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None
-            ) -> subprocess.CompletedProcess:
-        """Run the script as the host does; return the finished process (text output)."""
-        return subprocess.run([sys.executable, str(SCRIPT), "--config", str(self.config_file), *args],
+    def drop_setting(self, key: str) -> None:
+        """Rewrite the settings file without `key` (as a role older than the script would have written it)."""
+        self.config_file.write_text(json.dumps({k: v for k, v in self.config.items() if k != key}))
+
+    def run(self, *args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+            script: Path = SCRIPT) -> subprocess.CompletedProcess:
+        """Run the script (the repository's, or `script`) as the host does; return the finished process."""
+        return subprocess.run([sys.executable, str(script), "--config", str(self.config_file), *args],
                               env={**self.env, **(env or {})}, input=stdin, capture_output=True, text=True,
                               check=False)
 
@@ -157,7 +154,7 @@ class Lab:
         return set(self.sql("SELECT datname FROM pg_database").splitlines())
 
     def files(self) -> set[str]:
-        return {p.name for p in self.directory.iterdir() if p.name != ".depotix-backup.lock"}
+        return {p.name for p in self.directory.iterdir() if p.name != LOCK_FILE}
 
 
 @pytest.fixture
@@ -180,9 +177,12 @@ def lab(cluster: Path, tmp_path: Path) -> Iterator[Lab]:
         "owner": "depotix", "directory": str(directory), "prefix": "depotix", "compress": 6, "ledger": str(ledger),
         "jobs": 2, "keep_last": 3, "keep_daily": 7, "keep_weekly": 4, "lock_timeout": 5,
         "offsite_command": "", "offsite_rsync_target": "", "restore_settings": {"synchronous_commit": "off"},
+        "lib_dir": str(FILES), "safety_suffix": "before_restore",
+        "restore_marker": str(directory / ".restore-in-progress.json"),
     }))
     env = {key: value for key, value in os.environ.items() if not key.startswith("FAKE_DOCKER_")}
     env["FAKE_DOCKER_PGHOST"] = str(cluster)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     yield Lab(cluster, database, directory, config_file, env)
     for name in (database, f"{database}_restoring", f"{database}_drill"):
         sql(cluster, "postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

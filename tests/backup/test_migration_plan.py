@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from depotix_backup.verify import migration_gap, parse_copy_migrations
+
 INVENTORY_1_0 = [f"000{n}_step" for n in range(1, 8)]
 INVENTORY_2_0 = INVENTORY_1_0 + ["0008_add_idempotency_and_constraints"]
 
@@ -15,37 +17,37 @@ def image(inventory, applied_count=None):
             "contenttypes": {"applied": ["0001_initial"], "unapplied": []}}
 
 
-def test_a_1_0_dump_under_a_2_0_image_is_behind_by_0008(script):
-    behind, ahead = script.migration_gap(image(INVENTORY_2_0, 8), {"inventory": INVENTORY_1_0,
-                                                                   "contenttypes": ["0001_initial"]})
+def test_a_1_0_dump_under_a_2_0_image_is_behind_by_0008():
+    behind, ahead = migration_gap(image(INVENTORY_2_0, 8), {"inventory": INVENTORY_1_0,
+                                                            "contenttypes": ["0001_initial"]})
     assert (behind, ahead) == ({"inventory": ["0008_add_idempotency_and_constraints"]}, {})
 
 
-def test_a_2_0_dump_under_a_1_0_image_is_ahead_by_0008(script):
-    behind, ahead = script.migration_gap(image(INVENTORY_1_0), {"inventory": INVENTORY_2_0,
-                                                                "contenttypes": ["0001_initial"]})
+def test_a_2_0_dump_under_a_1_0_image_is_ahead_by_0008():
+    behind, ahead = migration_gap(image(INVENTORY_1_0), {"inventory": INVENTORY_2_0,
+                                                         "contenttypes": ["0001_initial"]})
     assert (behind, ahead) == ({}, {"inventory": ["0008_add_idempotency_and_constraints"]})
 
 
-def test_the_live_databases_state_does_not_matter_only_the_images_code(script):
+def test_the_live_databases_state_does_not_matter_only_the_images_code():
     dump = {"inventory": INVENTORY_2_0, "contenttypes": ["0001_initial"]}
-    assert script.migration_gap(image(INVENTORY_2_0, 3), dump) == ({}, {})
+    assert migration_gap(image(INVENTORY_2_0, 3), dump) == ({}, {})
 
 
-def test_an_app_the_dump_does_not_have_is_behind_entirely(script):
-    behind, _ = script.migration_gap(image(INVENTORY_1_0), {"contenttypes": ["0001_initial"]})
+def test_an_app_the_dump_does_not_have_is_behind_entirely():
+    behind, _ = migration_gap(image(INVENTORY_1_0), {"contenttypes": ["0001_initial"]})
     assert behind == {"inventory": INVENTORY_1_0}
 
 
-def test_parse_copy_migrations_reads_pg_restores_copy_block(script):
+def test_parse_copy_migrations_reads_pg_restores_copy_block():
     sql = ("SET statement_timeout = 0;\n"
            "COPY public.django_migrations (id, app, name, applied) FROM stdin;\n"
            "2\tinventory\t0001_initial\t2026-01-01 00:00:00+00\n"
            "1\tcontenttypes\t0001_initial\t2026-01-01 00:00:00+00\n"
            "3\tinventory\t0002_note\t2026-01-01 00:00:00+00\n"
            "\\.\n\nSELECT pg_catalog.setval('x', 3, true);\n")
-    assert script.parse_copy_migrations(sql) == {"contenttypes": ["0001_initial"],
-                                                 "inventory": ["0001_initial", "0002_note"]}
+    assert parse_copy_migrations(sql) == {"contenttypes": ["0001_initial"],
+                                          "inventory": ["0001_initial", "0002_note"]}
 
 
 def test_plan_reads_the_migrations_recorded_at_dump_time(lab, dumped):

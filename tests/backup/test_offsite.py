@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hashlib
 
-
-def test_no_offsite_copy_is_configured_by_default(script):
-    assert script.offsite_argv({"offsite_command": "", "offsite_rsync_target": ""}, ["a.dump"]) is None
+from depotix_backup.offsite import offsite_argv
 
 
-def test_an_offsite_command_gets_the_dump_and_its_sidecars_without_a_shell(script):
-    argv = script.offsite_argv({"offsite_command": "aws s3 cp --quiet 'x y'"}, ["a.dump", "a.dump.sha256"])
+def test_no_offsite_copy_is_configured_by_default():
+    assert offsite_argv({"offsite_command": "", "offsite_rsync_target": ""}, ["a.dump"]) is None
+
+
+def test_an_offsite_command_gets_the_dump_and_its_sidecars_without_a_shell():
+    argv = offsite_argv({"offsite_command": "aws s3 cp --quiet 'x y'"}, ["a.dump", "a.dump.sha256"])
     assert argv == ["aws", "s3", "cp", "--quiet", "x y", "a.dump", "a.dump.sha256"]
 
 
-def test_an_rsync_target_copies_the_files_there_private(script):
-    argv = script.offsite_argv({"offsite_rsync_target": "vault:/srv/depotix/"}, ["a.dump"])
+def test_an_rsync_target_copies_the_files_there_private():
+    argv = offsite_argv({"offsite_rsync_target": "vault:/srv/depotix/"}, ["a.dump"])
     assert argv == ["rsync", "-a", "--chmod=F600", "a.dump", "vault:/srv/depotix/"]
 
 

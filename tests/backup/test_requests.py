@@ -6,27 +6,30 @@ import os
 
 import pytest
 
+from depotix_backup.errors import BackupError
+from depotix_backup.names import dump_path, resolve_dump
+
 
 @pytest.mark.parametrize("name", [
     "../etc/passwd", "../backups/x.dump", "/etc/passwd", "/tmp/x.dump", "sub/x.dump",
     ".depotix_20260101T000000Z_2.0.dump.partial", "depotix_20260101T000000Z_2.0.dump.sha256", "",
 ])
-def test_names_that_leave_the_backup_directory_or_are_no_dump_are_refused(script, lab, name):
-    with pytest.raises(script.BackupError, match="is not a dump of the backup directory"):
-        script.dump_path(lab.config, name)
+def test_names_that_leave_the_backup_directory_or_are_no_dump_are_refused(lab, name):
+    with pytest.raises(BackupError, match="is not a dump of the backup directory"):
+        dump_path(lab.config, name)
 
 
-def test_a_symlink_that_points_out_of_the_backup_directory_is_refused(script, lab, tmp_path):
+def test_a_symlink_that_points_out_of_the_backup_directory_is_refused(lab, tmp_path):
     outside = tmp_path / "elsewhere.dump"
     outside.write_bytes(b"x")
     os.symlink(outside, lab.directory / "depotix_20260101T000000Z_2.0.dump")
-    with pytest.raises(script.BackupError, match="is not a dump of the backup directory"):
-        script.dump_path(lab.config, "depotix_20260101T000000Z_2.0.dump")
+    with pytest.raises(BackupError, match="is not a dump of the backup directory"):
+        dump_path(lab.config, "depotix_20260101T000000Z_2.0.dump")
 
 
-def test_an_absolute_path_inside_the_backup_directory_is_accepted(script, lab):
+def test_an_absolute_path_inside_the_backup_directory_is_accepted(lab):
     path = lab.directory / "depotix_20260101T000000Z_2.0.dump"
-    assert script.dump_path(lab.config, str(path)) == path.resolve()
+    assert dump_path(lab.config, str(path)) == path.resolve()
 
 
 def touch_dump(lab, name, complete=True):
@@ -35,17 +38,17 @@ def touch_dump(lab, name, complete=True):
         (lab.directory / f"{name}.sha256").write_text(f"0  {name}\n")
 
 
-def test_latest_is_the_newest_complete_dump_that_is_not_a_restore_safety_dump(script, lab):
+def test_latest_is_the_newest_complete_dump_that_is_not_a_restore_safety_dump(lab):
     touch_dump(lab, "depotix_20260101T000000Z_2.0.dump")
     touch_dump(lab, "depotix_20260102T000000Z_2.0.dump")
     touch_dump(lab, "depotix_20260103T000000Z_2.0_before_restore.dump")
     touch_dump(lab, "depotix_20260104T000000Z_2.0.dump", complete=False)
-    assert script.resolve_dump(lab.config, "latest") == "depotix_20260102T000000Z_2.0.dump"
+    assert resolve_dump(lab.config, "latest") == "depotix_20260102T000000Z_2.0.dump"
 
 
-def test_latest_in_an_empty_directory_says_there_is_no_dump(script, lab):
-    with pytest.raises(script.BackupError, match="there is no complete dump"):
-        script.resolve_dump(lab.config, "latest")
+def test_latest_in_an_empty_directory_says_there_is_no_dump(lab):
+    with pytest.raises(BackupError, match="there is no complete dump"):
+        resolve_dump(lab.config, "latest")
 
 
 @pytest.mark.parametrize("args", [("verify", "../x.dump"), ("restore", "/etc/passwd"), ("drill", "../../x.dump")])

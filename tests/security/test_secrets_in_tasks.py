@@ -33,6 +33,7 @@ CONTAINER_VISIBLE_OPTIONS = {"command", "entrypoint", "env", "labels", "healthch
 def yaml_files() -> list[Path]:
     """Return every YAML file of the plays, task files and roles the project runs on hosts."""
     files = sorted(ROOT.glob("*.yml")) + sorted((ROOT / "playbooks").rglob("*.yml"))
+    files += sorted((ROOT / "lab" / "playbooks").rglob("*.yml"))
     files += sorted(p for p in (ROOT / "roles").rglob("*.yml") if p.parent.name in {"tasks", "handlers"})
     return [p for p in files if "group_vars" not in p.parts]
 

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "library"
 MODULE_UTILS = REPO / "module_utils"
 PROBE = MODULE_UTILS / "django_migration_probe.py"
+PROTOCOL = MODULE_UTILS / "django_migration_protocol.py"
 FIXTURE_PROJECT = Path(__file__).resolve().parent / "fixtures" / "djproject"
 FAKE_DOCKER = Path(__file__).resolve().parent / "support" / "fake_docker.py"
 
@@ -42,7 +43,8 @@ if str(LIBRARY) not in sys.path:
     sys.path.insert(0, str(LIBRARY))
 
 import django_migration  # noqa: E402
-from ansible.module_utils.django_migration_probe import parse_output  # noqa: E402
+from ansible.module_utils.django_migration_docker import container_program  # noqa: E402
+from ansible.module_utils.django_migration_protocol import parse_output  # noqa: E402
 
 
 def fixture_env(db_path: Path, **extra: str) -> Dict[str, str]:
@@ -54,10 +56,10 @@ def fixture_env(db_path: Path, **extra: str) -> Dict[str, str]:
 
 
 def run_probe(db_path: Path, request: Dict[str, Any], cwd: Path = FIXTURE_PROJECT, **env: str) -> Dict[str, Any]:
-    """Run the probe the way a container does (source on stdin) and return its document."""
+    """Run the probe the way a container does (the module's container program on stdin) and return its document."""
     completed = subprocess.run(
         [sys.executable, "-", json.dumps(request)],
-        input=PROBE.read_text(encoding="utf-8"),
+        input=container_program(),
         capture_output=True,
         text=True,
         cwd=str(cwd),

@@ -1,4 +1,4 @@
-"""Pieces of the probe and runner that need no Django: output parsing, ghosts, command lines."""
+"""Pieces of the protocol, probe and runner that need no Django: output parsing, ghosts, command lines."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from ansible.module_utils.django_migration_docker import (
     ProbeOptions,
     exec_runner,
     grace_seconds,
-    probe_source,
     run_runner,
 )
-from ansible.module_utils.django_migration_probe import BEGIN, END, blocking_ghosts, parse_output, render
-from conftest import PROBE
+from ansible.module_utils.django_migration_probe import blocking_ghosts
+from ansible.module_utils.django_migration_protocol import BEGIN, END, parse_output, render
 
 
 def test_result_is_found_between_sentinels_despite_stray_output() -> None:
@@ -33,10 +32,6 @@ def test_ghosts_above_a_numbered_target_block_and_older_ones_do_not() -> None:
         "custom_unnumbered",
     ]
     assert blocking_ghosts(ghosts, None) == sorted(ghosts)
-
-
-def test_probe_source_sent_to_the_container_is_the_probe_file() -> None:
-    assert probe_source() == PROBE.read_text(encoding="utf-8")
 
 
 def test_exec_command_line_sends_source_on_stdin_to_python_in_workdir() -> None:

@@ -15,7 +15,6 @@ from typing import Any, Dict, List, Optional, Set
 import pytest
 from ansible.module_utils.django_migration_probe import (
     ProbeError,
-    normalise_targets,
     ordered_targets,
     plan_segments,
     refuse_conflicting_targets,
@@ -23,6 +22,7 @@ from ansible.module_utils.django_migration_probe import (
     resolve_target_map,
     target_conflicts,
 )
+from ansible.module_utils.django_migration_protocol import normalise_targets
 from conftest import BILLING, SHOP, DockerHost, applied_rows, record_ghost, run_module, run_probe
 
 BRANCHED = ["0001_initial", "0002_a", "0002_b"]  # 0002_a and 0002_b both depend on 0001 only

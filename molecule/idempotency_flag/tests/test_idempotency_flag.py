@@ -45,7 +45,7 @@ def test_the_smoke_test_proved_it_and_nothing_was_lost(host):
 
 
 def test_the_first_run_was_killed_during_the_recreate_and_the_rerun_finished():
-    assert killed_at("scenario3_killed").startswith("TASK [Recreate the API container with the new settings]")
+    assert killed_at("scenario3_killed").startswith("TASK [api : Ensure the API container runs the release")
     assert "PLAY RECAP" not in run_log("scenario3_killed")
     assert "PLAY RECAP" in run_log("scenario3_resumed")
 

@@ -30,7 +30,7 @@ def test_no_row_was_lost(host):
 
 
 def test_the_second_rollback_was_killed_during_the_swap_and_resumed():
-    assert killed_at("scenario2_killed").startswith("TASK [Swap the API container to that release]")
+    assert killed_at("scenario2_killed").startswith("TASK [api : Ensure the API container runs the release")
     assert "PLAY RECAP" not in run_log("scenario2_killed")
     assert "PLAY RECAP" in run_log("scenario2_resumed")
 

@@ -1,0 +1,113 @@
+"""What the django_migration module and its in-container probe agree on: the wire protocol and its vocabulary.
+
+Both sides use this one file, so each constant has a single source:
+
+- the request: ``ACTIONS``, ``UNLISTED_CHOICES`` and ``normalise_targets``
+  (the module checks ``targets`` on the host, the probe again in the container);
+- the result: one JSON document between the ``BEGIN`` and ``END`` sentinel
+  lines, stamped with ``PROTOCOL``; the probe writes it with ``render``, the
+  module finds it in whatever else was printed with ``parse_output``;
+- ``tail``: the last lines of output worth showing, ``OUTPUT_TAIL_LINES`` of them;
+- names: ``step_key`` (a plan step as ``app.name``) and ``migration_number``.
+
+On the host it is imported as ``ansible.module_utils.django_migration_protocol``.
+In the container ``django_migration_docker.container_program`` installs it under
+that same name before the probe runs, so the probe's ordinary import finds it
+there without Ansible. Hence: standard library only, and Python 3.8 or later.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict, List, Optional, Union
+
+BEGIN = "----- django_migration result begin -----"
+END = "----- django_migration result end -----"
+PROTOCOL = 1
+ACTIONS = ("query", "plan", "migrate")
+UNLISTED_CHOICES = ("keep", "zero")
+OUTPUT_TAIL_LINES = 20
+
+# A targets entry: a name or prefix (or "zero"), None for the leaf, or a list of leaf names.
+TargetSpec = Union[None, str, List[str]]
+
+
+# --- The result document -------------------------------------------------------------------
+
+
+def render(result: Dict[str, Any]) -> str:
+    """Return the result between sentinel lines, as ``parse_output`` reads it."""
+    result = dict(result, protocol=PROTOCOL)
+    return "\n%s\n%s\n%s\n" % (BEGIN, json.dumps(result, sort_keys=True, default=str), END)
+
+
+def parse_output(stdout: str) -> Optional[Dict[str, Any]]:
+    """Return the last result document in ``stdout``, or None when there is none."""
+    start = stdout.rfind(BEGIN)
+    if start < 0:
+        return None
+    end = stdout.find(END, start)
+    if end < 0:
+        return None
+    try:
+        document = json.loads(stdout[start + len(BEGIN) : end])
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> List[str]:
+    """Return the last ``lines`` lines of ``text`` that say something.
+
+    Blank lines and the ^^^^ markers of recent tracebacks are dropped, so the
+    lines kept show more of what happened.
+    """
+    kept = [line for line in text.splitlines() if line.strip() and not re.match(r"^\s*[~^]+\s*$", line)]
+    return kept[-lines:]
+
+
+# --- Names -----------------------------------------------------------------------------------
+
+
+def step_key(step: Dict[str, Any]) -> str:
+    """Return a plan step as ``app.name``."""
+    return "%s.%s" % (step["app"], step["name"])
+
+
+def migration_number(name: str) -> Optional[int]:
+    """Return the leading number of a migration name (``0007_x`` -> 7), if any."""
+    match = re.match(r"(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+# --- The targets request ---------------------------------------------------------------------
+
+
+def normalise_targets(targets: Any) -> Dict[str, TargetSpec]:
+    """Return a ``targets`` request as {app: name, None or list of names}; raise ValueError saying what is wrong.
+
+    Numbers are refused rather than turned into names: YAML reads ``0007`` as 7,
+    which would then match no migration, or the wrong one by prefix.
+    """
+    if not isinstance(targets, dict) or not targets:
+        raise ValueError(
+            "targets must map at least one app label to its target, for example "
+            "{inventory: 0007_populate_customer_numbers}; got %r." % (targets,)
+        )
+    normalised: Dict[str, TargetSpec] = {}
+    for app, value in targets.items():
+        if isinstance(value, list) and all(_is_name(item) for item in value):
+            normalised[str(app)] = list(value)
+        elif value is None or _is_name(value):
+            normalised[str(app)] = value
+        else:
+            raise ValueError(
+                "targets.%s must be a migration name, a unique prefix, 'zero', or a list of leaf names as "
+                "the release ledger records them; got %r. Quote numbers: '0007', not 0007." % (app, value)
+            )
+    return normalised
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)

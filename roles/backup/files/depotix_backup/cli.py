@@ -1,0 +1,148 @@
+"""The command line: arguments, running one command (under the directory's lock when it writes), its outcome.
+
+The result is one JSON document on stdout; a failure is one line on stderr (exit 1),
+or, with --log, a line appended to that file (a crash: its traceback, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import depotix_backup
+from depotix_backup.dump import cmd_dump
+from depotix_backup.errors import BackupError, Terminated
+from depotix_backup.files import directory_lock
+from depotix_backup.names import list_dumps, resolve_dump
+from depotix_backup.offsite import cmd_offsite
+from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore
+from depotix_backup.retention import cmd_prune
+from depotix_backup.schedule import cmd_scheduled
+from depotix_backup.settings import load_config
+from depotix_backup.verify import cmd_plan, cmd_verify
+
+LOCKING_COMMANDS = {"dump", "restore", "drill", "prune", "offsite", "scheduled", "discard-previous"}
+NAME_HELP = "file name in the backup directory, or latest"
+
+
+def cmd_list(config: dict[str, Any]) -> dict[str, Any]:
+    """Return the dumps of the backup directory, newest first."""
+    backup_dir = Path(config["directory"])
+    return {"changed": False, "directory": str(backup_dir), "dumps": [
+        {"file": d.name, "time": d.time.isoformat(), "label": d.label, "complete": d.good,
+         "size": (backup_dir / d.name).stat().st_size} for d in reversed(list_dumps(config))]}
+
+
+def add_named_commands(sub: Any) -> None:
+    """Add the commands that take a dump's name: verify, plan, offsite, restore, drill."""
+    for command, text in (("verify", "check a dump's checksum and archive"),
+                          ("plan", "compare a dump's migrations with an image's (django_migration apps JSON on stdin)"),
+                          ("offsite", "copy a dump and its sidecars with the configured offsite command")):
+        sub.add_parser(command, help=text).add_argument("name", help=NAME_HELP)
+    for command, text in (("restore", "restore a verified dump over the live database"),
+                          ("drill", "restore a dump into a scratch database and compare row counts")):
+        sub_parser = sub.add_parser(command, help=text)
+        sub_parser.add_argument("name", help=NAME_HELP)
+        sub_parser.add_argument("--jobs", type=int, default=None, help="parallel pg_restore jobs")
+        if command == "restore":
+            sub_parser.add_argument("--keep-previous", action="store_true",
+                                    help="keep the replaced database as <database>_replaced "
+                                         "(discard-previous drops it)")
+
+
+def parse_args(argv: list[str], config_file: Path) -> argparse.Namespace:
+    """Return the parsed command line; `config_file` is the default of --config."""
+    description = (depotix_backup.__doc__ or "").splitlines()[0]
+    parser = argparse.ArgumentParser(prog="depotix-backup", description=description)
+    parser.add_argument("--config", type=Path, default=config_file)
+    parser.add_argument("--log", type=Path, help="append the outcome to this file instead of printing errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    dump = sub.add_parser("dump", help="take a verified dump")
+    dump.add_argument("--label", default=None, help="part of the file name; default: the ledger's current release")
+    add_named_commands(sub)
+    sub.add_parser("discard-previous", help="drop the database the last restore --keep-previous swapped out")
+    prune = sub.add_parser("prune", help="delete the dumps the retention policy does not keep")
+    prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    prune.add_argument("--verified", default=None, help="the newest dump, just verified (not checked again)")
+    sub.add_parser("scheduled", help="the host's daily job: dump, offsite copy, retention")
+    sub.add_parser("list", help="list the dumps, newest first")
+    return parser.parse_args(argv)
+
+
+def plan_input() -> dict[str, Any]:
+    """Return django_migration's apps, read as JSON from stdin (plan's input)."""
+    try:
+        return json.loads(sys.stdin.read() or "{}")
+    except ValueError as exc:
+        raise BackupError(f"plan expects django_migration's apps as JSON on stdin: {exc}") from exc
+
+
+def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Run the command the arguments name and return its result."""
+    jobs = getattr(args, "jobs", None) or int(config.get("jobs", 2))
+    commands: dict[str, Callable[[], dict[str, Any]]] = {
+        "dump": lambda: cmd_dump(config, args.label),
+        "verify": lambda: cmd_verify(config, resolve_dump(config, args.name)),
+        "plan": lambda: cmd_plan(config, args.name, plan_input()),
+        "restore": lambda: cmd_restore(config, args.name, jobs, args.keep_previous),
+        "discard-previous": lambda: cmd_discard_previous(config),
+        "drill": lambda: cmd_drill(config, args.name, jobs),
+        "prune": lambda: cmd_prune(config, args.dry_run, args.verified),
+        "offsite": lambda: cmd_offsite(config, args.name),
+        "scheduled": lambda: cmd_scheduled(config),
+    }
+    return commands.get(args.command, lambda: cmd_list(config))()
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    """Read the settings and run the command, holding the directory's lock if it writes."""
+    config = load_config(args.config)
+    if args.command in LOCKING_COMMANDS:
+        with directory_lock(config):
+            return run_command(config, args)
+    return run_command(config, args)
+
+
+def append_log(path: Path, command: str, text: str) -> None:
+    """Append one timestamped line to the log file."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with path.open("a") as fh:
+        fh.write(f"{stamp} depotix-backup[{os.getpid()}] {command}: {text}\n")
+
+
+def raise_terminated(signum: int, _frame: Any) -> None:
+    """Signal handler: turn SIGTERM or SIGHUP into Terminated, so that the run unwinds."""
+    raise Terminated(f"stopped by signal {signum}")
+
+
+def main(argv: list[str], config_file: Path) -> int:
+    """Run the command line `argv`; return the exit code (0 done, 1 failed, 2 crashed with --log)."""
+    os.umask(0o077)  # every file this script creates (dumps, records, lock, log) is 0600
+    args = parse_args(argv, config_file)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, raise_terminated)
+    try:
+        result = execute(args)
+    except (BackupError, Terminated) as exc:
+        if args.log:
+            append_log(args.log, args.command, f"FAILED: {exc}")
+        else:
+            print(f"depotix-backup: {exc}", file=sys.stderr)
+        return 1
+    except Exception:
+        if not args.log:
+            raise
+        append_log(args.log, args.command, "CRASHED:\n" + traceback.format_exc())
+        return 2
+    if args.log:
+        append_log(args.log, args.command, "ok " + json.dumps(result, sort_keys=True))
+    print(json.dumps(result, sort_keys=True))
+    return 0
