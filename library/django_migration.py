@@ -27,10 +27,19 @@ description:
     Django would raise C(IrreversibleError)) or lossy (a C(RunPython)/C(RunSQL) whose reverse is a
     no-op). A backwards plan with an irreversible step fails; one with a lossy step runs only with
     O(allow_lossy=true).
+  - A backwards plan also lists every table and column it drops (RV(drops)) - unapplying C(AddField) drops
+    its column, C(CreateModel) its table - with how many rows hold data there, counted in the database
+    before anything runs. A drop where rows hold data makes the plan lossy too.
+  - A plan that unapplies an app's initial migration (O(target=zero), an app at V(zero) in O(targets),
+    O(targets_unlisted=zero), or an app that depends on one going back) takes the whole app out of the
+    database and runs only with O(allow_drop_app=true).
   - Ghost migrations (applied in the database, absent from the code in the image) above the target
     make the task fail, naming them and, with O(ledger), the image that contains them.
   - If C(migrate) fails or times out half-way, the migrations it applied or unapplied are undone
     so the database keeps the migration state it had (unless that would need an irreversible step).
+    A timeout that strikes after every migration was applied changes nothing, the task succeeds. If the
+    undoing itself is cut off at the hard limit (O(timeout) plus a grace), the task fails with
+    RV(kind=state_unknown); check the state with O(state=query).
   - Works with any Django project; the project's C(manage.py) selects its settings as usual.
 version_added: "1.0.0"
 author:
@@ -88,7 +97,16 @@ options:
   allow_lossy:
     description:
       - Run a backwards plan that unapplies lossy steps (data changes that their reverse does not
-        undo). Take a backup first.
+        undo), or drops tables or columns that hold data (see RV(drops)). Take a backup first.
+    type: bool
+    default: false
+  allow_drop_app:
+    description:
+      - Run a plan that unapplies an app's initial migration, which drops every table of the app - with
+        O(target=zero), an app at V(zero) in O(targets), O(targets_unlisted=zero) reaching an app with
+        migrations applied, or an app that depends on another one taken back before its first migration.
+      - Without it such a plan fails before anything runs (also in check mode), naming the apps.
+        The tables' rows are counted in RV(drops); those holding data also need O(allow_lossy=true).
     type: bool
     default: false
   container:
@@ -222,16 +240,19 @@ EXAMPLES = r"""
     targets: "{{ ledger.previous.leaves }}"
     targets_unlisted: zero
     allow_lossy: true
+    allow_drop_app: true
     ledger: /home/deploy/Depotix/releases.json
 
-- name: Bring inventory and apitokens to given migrations in one plan
+- name: Bring inventory and apitokens to given migrations in one plan (apitokens leaves the database)
   django_migration:
     container: api
     state: migrated
     targets:
       inventory: "0007"
       apitokens: zero
+    allow_drop_app: true
   check_mode: true
+  register: token_plan  # token_plan.drops: the tables and columns it drops, with the rows holding data there
 
 - name: Migrate every app to the new release's leaves from its image, before switching containers
   django_migration:
@@ -350,11 +371,59 @@ after:
   type: dict
   sample: {inventory: [0001_initial, 0007_populate_customer_numbers]}
 lossy_steps:
-  description: Plan steps (V(app.name)) whose undoing is lossy; they block a backwards plan without O(allow_lossy).
-  returned: state=migrated
+  description:
+    - Plan steps (V(app.name)) whose undoing is lossy, then one line per table or column in RV(drops) where rows
+      hold data (or could not be counted). In a backwards plan they block it without O(allow_lossy).
+  returned: state=migrated, and failure on V(lossy) or V(drop_app)
   type: list
   elements: str
-  sample: [inventory.0008_add_idempotency_and_constraints]
+  sample:
+    - inventory.0008_add_idempotency_and_constraints
+    - inventory 0008_add_idempotency_and_constraints drops column inventory_stockmovement.idempotency_key (12 rows hold data)
+drops:
+  description:
+    - Every table and column the backwards steps of the plan drop, in plan order - unapplying C(AddField) drops its
+      column, C(CreateModel) its table (with the many-to-many tables Django made for them); indexes and constraints
+      are not listed, they hold no data. Empty for a forwards plan.
+    - Names come from the migration's model state, the counts from the database before anything runs. Drops with
+      0 rows are listed but do not make the plan lossy.
+  returned: state=migrated, and failure when the plan was refused
+  type: list
+  elements: dict
+  sample:
+    - {app: inventory, migration: 0009_inventoryitem_location, table: inventory_inventoryitem, column: location,
+       rows_with_data: 0}
+    - {app: inventory, migration: 0008_add_idempotency_and_constraints, table: inventory_stockmovement,
+       column: idempotency_key, rows_with_data: 12}
+  contains:
+    app:
+      description: App label of the migration that drops it.
+      type: str
+    migration:
+      description: Name of the migration whose undoing drops it.
+      type: str
+    table:
+      description: Database table dropped, or holding the column dropped.
+      type: str
+    column:
+      description: Column dropped; null when the whole table is.
+      type: str
+    rows_with_data:
+      description:
+        - Rows holding data there - a table's rows; a column's rows that are not null and, for a plain default
+          (an empty string, 0, false), differ from it.
+        - Null when they could not be counted (see C(reason)); that counts as holding data.
+      type: int
+    reason:
+      description: Why the rows could not be counted, for example a later migration renamed the column.
+      type: str
+      returned: when rows_with_data is null
+dropped_apps:
+  description: On V(drop_app), the apps whose initial migration the plan unapplies.
+  returned: failure
+  type: list
+  elements: str
+  sample: [apitokens]
 irreversible_steps:
   description: Plan steps (V(app.name)) that cannot be undone; they block a backwards plan.
   returned: state=migrated
@@ -399,8 +468,11 @@ django_version:
 kind:
   description:
     - On failure, what went wrong - V(unknown_app), V(unknown_target), V(ambiguous_target),
-      V(multiple_leaves), V(conflicting_targets), V(ghosts), V(irreversible), V(lossy), V(migrate_failed),
-      V(timeout), V(django_failed), V(container_unavailable), V(docker_failed) and a few more.
+      V(multiple_leaves), V(conflicting_targets), V(ghosts), V(irreversible), V(lossy), V(drop_app),
+      V(migrate_failed), V(timeout), V(state_unknown), V(django_failed), V(container_unavailable),
+      V(docker_failed) and a few more.
+    - V(state_unknown) - undoing a failed or timed-out C(migrate) was cut off at the hard limit, so the
+      migration state is neither the one before nor the one asked for; run O(state=query).
   returned: failure
   type: str
   sample: ghosts
@@ -449,6 +521,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     targets=dict(type="dict"),
     targets_unlisted=dict(type="str", default="keep", choices=list(UNLISTED_CHOICES)),
     allow_lossy=dict(type="bool", default=False),
+    allow_drop_app=dict(type="bool", default=False),
     container=dict(type="str"),
     image=dict(type="str"),
     network=dict(type="str"),
@@ -480,6 +553,7 @@ def build_request(module: AnsibleModule) -> Dict[str, Any]:
     request: Dict[str, Any] = {
         "action": "plan" if module.check_mode else "migrate",
         "allow_lossy": params["allow_lossy"],
+        "allow_drop_app": params["allow_drop_app"],
     }
     if params["targets"] is not None:
         request.update(targets=params["targets"], targets_unlisted=params["targets_unlisted"])

@@ -15,7 +15,7 @@ Requests (``action``):
 - ``plan``: the same, plus the plan to move ``app`` to ``target``, every app
   named in ``targets`` to its target (and, with ``targets_unlisted: zero``, every
   other app with applied migrations to zero), or every app to its leaf when
-  neither is given (check mode);
+  neither is given (check mode), and the tables and columns it drops (``drops``);
 - ``migrate``: the plan, then ``migrate [APP TARGET]`` (once per app, in the
   plan's order, for ``targets``), then the state again.
 
@@ -38,6 +38,7 @@ run on the container's Python (3.8 or later).
 
 from __future__ import annotations
 
+import decimal
 import io
 import json
 import os
@@ -52,6 +53,8 @@ from ansible.module_utils.django_migration_protocol import (
     ACTIONS,
     UNLISTED_CHOICES,
     TargetSpec,
+    drop_holds_data,
+    drop_sentence,
     migration_number,
     normalise_targets,
     render,
@@ -283,8 +286,17 @@ def goal_label(app: Optional[str], targets: Dict[str, Optional[str]], named: boo
     return "every app to its leaf"
 
 
-def refuse_unsafe_plan(goal: str, steps: List[Dict[str, Any]], allow_lossy: bool) -> None:
-    """Raise ProbeError when a backwards step is irreversible, or lossy without allow_lossy."""
+def refuse_unsafe_plan(
+    goal: str,
+    steps: List[Dict[str, Any]],
+    allow_lossy: bool,
+    drops: Optional[List[Dict[str, Any]]] = None,
+    initials: Optional[Dict[str, List[str]]] = None,
+    allow_drop_app: bool = False,
+) -> None:
+    """Raise ProbeError for an irreversible backwards step; for unapplying an app's initial
+    migration (``initials``) without allow_drop_app; for a lossy backwards step, or a drop
+    where rows hold data (``drops``), without allow_lossy."""
     backwards = [step for step in steps if step["direction"] == "backwards"]
     irreversible = [step_key(step) for step in backwards if step["irreversible"]]
     if irreversible:
@@ -296,14 +308,156 @@ def refuse_unsafe_plan(goal: str, steps: List[Dict[str, Any]], allow_lossy: bool
             irreversible_steps=irreversible,
         )
     lossy = [step_key(step) for step in backwards if step["lossy"]]
-    if lossy and not allow_lossy:
+    lost = [drop_sentence(drop) for drop in drops or [] if drop_holds_data(drop)]
+    if initials and not allow_drop_app:
+        apps = sorted(initials)
+        raise ProbeError(
+            "drop_app",
+            "Migrating %s unapplies %s, the initial migration of %s: every table of %s is dropped (see drops). "
+            "Nothing was run. If %s should go (a rollback to a release without it), take a backup, then pass "
+            "allow_drop_app: true%s."
+            % (
+                goal,
+                ", ".join("%s.%s" % (app, name) for app in apps for name in initials[app]),
+                ", ".join(apps),
+                ", ".join(apps),
+                ", ".join(apps),
+                " and allow_lossy: true (data is dropped)" if (lossy or lost) and not allow_lossy else "",
+            ),
+            dropped_apps=apps,
+            lossy_steps=lossy + lost,
+        )
+    if (lossy or lost) and not allow_lossy:
+        what = ["unapplies %s, whose reverse does nothing: the data it changed stays changed" % ", ".join(lossy)]
+        what = (what if lossy else []) + (["drops data: %s" % "; ".join(lost)] if lost else [])
         raise ProbeError(
             "lossy",
-            "Migrating %s unapplies %s, whose reverse does nothing: the data it changed stays "
-            "changed. Nothing was run. Take a backup, then set allow_lossy: true to go ahead."
-            % (goal, ", ".join(lossy)),
-            lossy_steps=lossy,
+            "Migrating %s %s. Nothing was run. Take a backup, then set allow_lossy: true to go ahead."
+            % (goal, ", and ".join(what)),
+            lossy_steps=lossy + lost,
         )
+
+
+def unapplied_initials(plan: Iterable[Tuple[Any, bool]], graph: Any) -> Dict[str, List[str]]:
+    """Return {app: its initial migrations (initial = True, or no parent in the app) the plan unapplies}."""
+    found: Dict[str, List[str]] = {}
+    for migration, backwards in plan:
+        app, name = key = (migration.app_label, migration.name)
+        node = graph.node_map.get(key)
+        root = node is not None and not any(parent[0] == app for parent in node.parents)
+        if backwards and (getattr(migration, "initial", None) or root):
+            found.setdefault(app, []).append(name)
+    return found
+
+
+# --- What a backwards plan drops -------------------------------------------------------------
+
+NO_DEFAULT = object()  # a default that SQL cannot compare cheaply
+
+
+def plan_drops(connection: Any, loader: Any, plan: Iterable[Tuple[Any, bool]]) -> List[Dict[str, Any]]:
+    """Return the tables and columns the plan's backwards steps drop, with the rows holding data there.
+
+    Unapplying AddField drops its column, CreateModel its table (indexes and
+    constraints hold no data). Names come from the migration's model state,
+    counts from the database now; rows_with_data is None (with a reason) when
+    they cannot be counted, e.g. a later migration renamed the column.
+    """
+    drops: List[Dict[str, Any]] = []
+    for migration, backwards in plan:
+        if not backwards or not schema_drops(connection, migration.app_label, migration.operations, None):
+            continue
+        where = {"app": migration.app_label, "migration": migration.name}
+        try:
+            state = loader.project_state((migration.app_label, migration.name), at_end=False)
+            found = schema_drops(connection, migration.app_label, migration.operations, state)
+        except Exception as error:  # a third-party operation must not hide the plan
+            found = []
+            drops.append(dict(where, table=None, column=None, rows_with_data=None, reason=repr(error)))
+        for table, column, default in found:
+            rows, reason = count_rows(connection, table, column, default)
+            drops.append(dict(where, table=table, column=column, rows_with_data=rows, **reason))
+    return drops
+
+
+def schema_drops(connection: Any, app: str, operations: Iterable[Any], state: Any) -> List[Tuple[str, Any, Any]]:
+    """Return (table, column or None, default) for what unapplying ``operations`` drops.
+
+    ``state`` (the state before them) is moved forwards through them, as Django
+    does, so each name is resolved where its operation sits. With ``state``
+    None, only whether they may drop anything (a one-item list) is told.
+    """
+    from django.db.migrations.operations import AddField, CreateModel, SeparateDatabaseAndState
+
+    found: List[Tuple[str, Any, Any]] = []
+    for operation in operations:
+        drops = isinstance(operation, (AddField, CreateModel))
+        if isinstance(operation, SeparateDatabaseAndState):
+            found += schema_drops(
+                connection, app, operation.database_operations, None if state is None else state.clone()
+            )
+        if state is None:
+            found += [("", None, None)] if drops else []
+            continue
+        operation.state_forwards(app, state)
+        if not drops:
+            continue
+        model = state.apps.get_model(
+            app, operation.name if isinstance(operation, CreateModel) else operation.model_name
+        )
+        if not operation.allow_migrate_model(connection.alias, model):
+            continue
+        fields = model._meta.local_many_to_many
+        if isinstance(operation, CreateModel):
+            found.append((model._meta.db_table, None, NO_DEFAULT))
+        else:
+            field = model._meta.get_field(operation.name)
+            fields = [field] if field.many_to_many else []
+            if field.column and not field.many_to_many and not getattr(field, "generated", False):
+                found.append((model._meta.db_table, field.column, comparable_default(field, connection)))
+        through = [field.remote_field.through._meta for field in fields]
+        found += [(meta.db_table, None, NO_DEFAULT) for meta in through if meta.auto_created]
+    tables = {table for table, column, _ in found if column is None}
+    return [item for item in found if item[1] is None or item[0] not in tables]
+
+
+def comparable_default(field: Any, connection: Any) -> Any:
+    """Return the field's plain default (an empty string, 0, False) as stored, else NO_DEFAULT."""
+    value = field.default if field.has_default() and not callable(field.default) else None
+    if not isinstance(value, (str, int, float, decimal.Decimal)):
+        return NO_DEFAULT
+    try:
+        return field.get_db_prep_save(value, connection)
+    except Exception:
+        return NO_DEFAULT
+
+
+def count_rows(connection: Any, table: str, column: Optional[str], default: Any) -> Tuple[Optional[int], Dict]:
+    """Return (rows holding data, {}), or (None, {"reason": why they could not be counted}).
+
+    A table's rows all hold data; a column's where not null and, for a plain
+    default, different from it (not null only, if that comparison fails).
+    """
+    from django.db import transaction
+
+    quote = connection.ops.quote_name
+    query = "SELECT COUNT(*) FROM %s" % quote(table)
+    attempts: List[Tuple[str, Optional[List[Any]]]] = [(query, None)]
+    if column is not None:
+        query += " WHERE %s IS NOT NULL" % quote(column)
+        attempts = [(query + " AND %s <> %%s" % quote(column), [default])] if default is not NO_DEFAULT else []
+        attempts.append((query, None))
+    for sql, params in attempts:
+        try:
+            with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return int(cursor.fetchone()[0]), {}
+        except Exception as error:
+            problem = "counting failed (renamed or removed by a later migration?): %s: %s" % (
+                type(error).__name__,
+                str(error).strip(),
+            )
+    return None, {"reason": problem}
 
 
 def refuse_ghosts(state: AppsState, targets: Dict[str, Optional[str]]) -> None:
@@ -476,17 +630,20 @@ def current_state(connection: Any) -> AppsState:
     return describe_state(new_executor(connection).loader)
 
 
-def handle_request(request: Dict[str, Any], output: io.StringIO) -> Dict[str, Any]:
-    """Serve one request once Django is set up; return the result document."""
+def handle_request(
+    request: Dict[str, Any], output: io.StringIO, progress: Optional["Progress"] = None
+) -> Dict[str, Any]:
+    """Serve one request once Django is set up; return the result document (``progress`` follows it)."""
     import django
     from django.db import connections
 
+    progress = progress or Progress()
     connection = connections["default"]
     executor = new_executor(connection)
     before = describe_state(executor.loader)
     result: Dict[str, Any] = {"ok": True, "django_version": django.get_version(), "before": before}
     if request["action"] == "query":
-        return result
+        return progress.settle(result)
 
     app = request.get("app")
     order = migration_order(executor.loader)
@@ -505,25 +662,38 @@ def handle_request(request: Dict[str, Any], output: io.StringIO) -> Dict[str, An
     if app:
         result["target"] = result["targets"][app]
     steps: List[Dict[str, Any]] = []
+    drops: List[Dict[str, Any]] = []
     runs: List[List[str]] = [[app, targets[app] or "zero"]] if app else [[]]
     try:
         refuse_ghosts(before, targets)
         if named:
-            steps, runs = plan_named_targets(executor, before, order, targets, unlisted)
+            plan, steps, runs = plan_named_targets(executor, before, order, targets, unlisted)
         else:
-            steps = describe_plan(executor.migration_plan(list(targets.items())))
-        refuse_unsafe_plan(goal, steps, bool(request.get("allow_lossy")))
+            plan = list(executor.migration_plan(list(targets.items())))
+            steps = describe_plan(plan)
+        drops = plan_drops(connection, executor.loader, plan)
+        refuse_unsafe_plan(
+            goal,
+            steps,
+            bool(request.get("allow_lossy")),
+            drops,
+            unapplied_initials(plan, executor.loader.graph),
+            bool(request.get("allow_drop_app")),
+        )
     except ProbeError as refusal:
-        refusal.details.update({key: value for key, value in result.items() if key != "ok"}, plan=steps)
+        refusal.details.update({key: value for key, value in result.items() if key != "ok"}, plan=steps, drops=drops)
         raise
     result["plan"] = steps
+    result["drops"] = drops
+    after = predicted_state(before, order, steps)
     if request["action"] == "plan" or not steps:
-        result["after"] = predicted_state(before, order, steps)
-        return result
+        result["after"] = after
+        return progress.settle(result)
 
-    result["migrate_output"] = run_migrate(connection, runs, goal, before, request, output)
+    progress.migrating(result, before, after)
+    result["migrate_output"] = run_migrate(connection, runs, goal, before, after, request, output, progress)
     result["after"] = current_state(connection)
-    return result
+    return progress.settle(result)
 
 
 def plan_named_targets(
@@ -532,20 +702,21 @@ def plan_named_targets(
     order: Dict[str, List[str]],
     targets: Dict[str, Optional[str]],
     unlisted: List[str],
-) -> Tuple[List[Dict[str, Any]], List[List[str]]]:
-    """Return the combined plan's steps and the ``migrate APP TARGET`` runs that carry it out, in order.
+) -> Tuple[List[Tuple[Any, bool]], List[Dict[str, Any]], List[List[str]]]:
+    """Return the combined plan (Django's, as steps) and the ``migrate APP TARGET`` runs that carry it out.
 
     Raises ProbeError when the plan would leave an app off its target.
     """
     graph = executor.loader.graph
     ordered = ordered_targets(before, targets.items())
     segments = plan_segments(executor.migration_plan, ordered)
-    steps = describe_plan(step for segment in segments for step in segment)
+    plan = [step for segment in segments for step in segment]
+    steps = describe_plan(plan)
     after = predicted_state(before, order, steps)
     conflicts = target_conflicts(after, targets, graph_ancestors(graph), graph_descendants(graph))
     refuse_conflicting_targets(conflicts, targets, unlisted)
     runs = [[app, target or "zero"] for (app, target), segment in zip(ordered, segments) if segment]
-    return steps, runs
+    return plan, steps, runs
 
 
 def graph_ancestors(graph: Any) -> Callable[[str, str], Set[str]]:
@@ -581,17 +752,20 @@ def run_migrate(
     runs: List[List[str]],
     goal: str,
     before: AppsState,
+    expected: AppsState,
     request: Dict[str, Any],
     output: io.StringIO,
+    progress: "Progress",
 ) -> List[str]:
-    """Run ``migrate [APP TARGET]`` once per entry of ``runs``, in order.
+    """Run ``migrate [APP TARGET]`` once per entry of ``runs``, in order; return what it printed.
 
     On any failure, also in a later run, bring the migration state back to
-    ``before``, then raise.
+    ``before``, then raise; but a timeout once the state is ``expected`` (in
+    post_migrate handlers, say) is no failure: the migrations stand.
     """
     from django.core.management import call_command
 
-    migrate_output = io.StringIO()
+    migrate_output = progress.migrate_output
     try:
         for arguments in runs:
             call_command(
@@ -602,12 +776,36 @@ def run_migrate(
                 stdout=migrate_output,
                 stderr=migrate_output,
             )
+        stop_soft_timer()  # inside the try: a timeout that strikes before this line is handled below
     except BaseException as error:
         stop_soft_timer()
+        if isinstance(error, ProbeTimeout) and state_reached(connection, expected):
+            lines = migrate_output.getvalue().splitlines() + [TIMER_AFTER_MIGRATE % request.get("timeout")]
+            progress.migrated(lines)
+            return lines
         output.write(migrate_output.getvalue())
         output.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
-        raise migrate_failure(connection, goal, before, request, error) from None
-    return migrate_output.getvalue().splitlines()
+        raise migrate_failure(connection, goal, before, request, error, progress) from None
+    lines = migrate_output.getvalue().splitlines()
+    progress.migrated(lines)
+    return lines
+
+
+TIMER_AFTER_MIGRATE = "(django_migration) The timeout of %s s struck after every migration was applied; they stand."
+
+
+def reached(now: Optional[AppsState], expected: Optional[AppsState]) -> bool:
+    """Return whether every app in ``expected`` has exactly the applied migrations it lists."""
+    return bool(now and expected) and all(
+        now.get(app, {}).get("applied") == info["applied"] for app, info in expected.items()
+    )
+
+
+def state_reached(connection: Any, expected: AppsState) -> bool:
+    try:
+        return reached(current_state(connection), expected)
+    except Exception:
+        return False
 
 
 def migrate_failure(
@@ -616,22 +814,29 @@ def migrate_failure(
     before: AppsState,
     request: Dict[str, Any],
     error: BaseException,
+    progress: Optional["Progress"] = None,
 ) -> ProbeError:
     """Restore the state migrate started from, and describe the failure and the restore."""
+    progress = progress or Progress()
     timed_out = isinstance(error, ProbeTimeout)
+    kind = "timeout" if timed_out else "migrate_failed"
     what = (
         "timed out after %s s" % request.get("timeout")
         if timed_out
         else "failed: %s: %s" % (type(error).__name__, error)
     )
+    headline = "Migrating %s %s." % (goal, what)
+    progress.restoring(kind, headline)
     restored, restore_note, now = restore_state(connection, before, bool(request.get("allow_lossy")))
-    return ProbeError(
-        "timeout" if timed_out else "migrate_failed",
-        "Migrating %s %s. %s" % (goal, what, restore_note),
+    failure = ProbeError(
+        kind,
+        "%s %s" % (headline, restore_note),
         restored=restored,
         before=before,
         after=now,
     )
+    progress.settle(failure.as_result())
+    return failure
 
 
 def state_heads(info: Dict[str, List[str]], graph: Any, app: str) -> List[MigrationKey]:
@@ -778,44 +983,138 @@ class DjangoStartError(Exception):
 
 
 # --- Timeouts ----------------------------------------------------------------------------
+# The soft timer (SIGALRM at ``timeout``) raises ProbeTimeout in the main thread: the running
+# migration rolls back, the previous state is restored. The hard timer (a thread, at timeout
+# plus grace) kills a process stuck where signals cannot reach, or whose restore overran, after
+# printing what Progress says is true.
+
+
+class Progress:
+    """How far the request got: phase starting, migrating, migrated, restoring or settled.
+
+    ``document`` is the result to print once known (migrated: with the planned ``after``).
+    """
+
+    def __init__(self) -> None:
+        self.phase, self.kind, self.headline = "starting", "timeout", ""
+        self.base: Dict[str, Any] = {}
+        self.before: Optional[AppsState] = None
+        self.expected: Optional[AppsState] = None
+        self.migrate_output = io.StringIO()
+        self.document: Optional[Dict[str, Any]] = None
+
+    def migrating(self, base: Dict[str, Any], before: AppsState, expected: AppsState) -> None:
+        self.base, self.before, self.expected, self.phase = dict(base), before, expected, "migrating"
+
+    def migrated(self, lines: List[str]) -> None:
+        self.document, self.phase = dict(self.base, after=self.expected, migrate_output=lines), "migrated"
+
+    def restoring(self, kind: str, headline: str) -> None:
+        self.kind, self.headline, self.phase = kind, headline, "restoring"
+
+    def settle(self, document: Dict[str, Any]) -> Dict[str, Any]:
+        self.document, self.phase = document, "settled"
+        return document
+
+
+_SOFT_TIMER = {"armed": False}  # disarmed first when stopped, so a signal on its way raises nothing
 
 
 def _raise_timeout(signum: int, frame: Any) -> None:
-    raise ProbeTimeout()
+    if _SOFT_TIMER["armed"]:
+        _SOFT_TIMER["armed"] = False
+        raise ProbeTimeout()
 
 
 def start_soft_timer(seconds: float) -> None:
     """Interrupt the main thread after ``seconds`` so a running migration rolls back cleanly."""
     if seconds > 0 and hasattr(signal, "setitimer"):
+        _SOFT_TIMER["armed"] = True
         signal.signal(signal.SIGALRM, _raise_timeout)
         signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def stop_soft_timer() -> None:
+    _SOFT_TIMER["armed"] = False
     if hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def start_hard_timer(seconds: float, emit: Callable[[Dict[str, Any]], None], output: io.StringIO) -> None:
+def read_state_elsewhere(wait: float) -> Optional[AppsState]:
+    """Return the migration state read on this thread's own connection; None after ``wait`` s or on error."""
+    box: Dict[str, AppsState] = {}
+
+    def read() -> None:
+        from django.db import connections
+
+        try:
+            box["state"] = current_state(connections["default"])
+            connections["default"].close()
+        except BaseException:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(wait)
+    return box.get("state")
+
+
+def hard_timeout_document(
+    progress: Progress, seconds: float, output: io.StringIO, read_state: Callable[[], Optional[AppsState]]
+) -> Dict[str, Any]:
+    """Return what to print when the hard timer kills the process: only what is known to be true."""
+    killed = "Django was still busy %s s after the request started (timeout plus grace) and was killed" % seconds
+    document = progress.document
+    if document is not None:
+        return document if document["ok"] else dict(document, output=tail(output.getvalue()))
+    known = {"ok": False, "kind": "timeout", "restored": False, "output": tail(output.getvalue())}
+    if progress.phase == "starting":
+        return dict(known, message="%s before migrate began; nothing was migrated." % killed)
+    now = read_state()
+    known.update(before=progress.before, after=now)
+    applied = "" if now is None else " (applied just before: %s)" % (", ".join(applied_keys(now)) or "none")
+    if progress.phase == "migrating" and reached(now, progress.expected):
+        note = "(django_migration) %s after every migration was applied; they stand." % killed
+        return dict(progress.base, after=now, migrate_output=progress.migrate_output.getvalue().splitlines() + [note])
+    if progress.phase == "migrating":
+        message = "%s; the database rolled back the migration in progress%s. Check with state=query." % (
+            killed,
+            applied,
+        )
+        return dict(known, message=message)
+    if reached(now, progress.before):
+        message = "%s The state before was restored, then %s." % (progress.headline, killed.replace("Django", "it"))
+        return dict(known, kind=progress.kind, restored=True, message=message)
+    message = (
+        "%s Restoring the previous migration state did not complete: %s, so the migration state is unknown%s. "
+        "Run state=query and bring the apps where they must be (or restore a backup)."
+        % (progress.headline, killed.replace("Django", "it"), applied)
+    )
+    return dict(known, kind="state_unknown", message=message)
+
+
+def start_hard_timer(
+    seconds: float,
+    emit: Callable[[Dict[str, Any]], None],
+    output: io.StringIO,
+    progress: Optional[Progress] = None,
+    wait: float = 1.0,
+) -> None:
     """Kill the process after ``seconds`` if the main thread is stuck where signals cannot reach.
 
     The database rolls back the open transaction when the connection drops.
+    ``wait``: how long to read the migration state first (see hard_timeout_document).
     """
     if seconds <= 0:
         return
+    progress = progress or Progress()
 
     def kill() -> None:
-        emit(
-            {
-                "ok": False,
-                "kind": "timeout",
-                "message": "Django was still busy %s s after the request started and was killed; "
-                "the database rolled back the migration in progress. Check the state with "
-                "state=query." % seconds,
-                "output": tail(output.getvalue()),
-                "restored": False,
-            }
-        )
+        try:
+            document = hard_timeout_document(progress, seconds, output, lambda: read_state_elsewhere(wait))
+        except BaseException as error:  # the process must end with a document
+            document = {"ok": False, "kind": "state_unknown", "message": "Killed at %s s (%r)." % (seconds, error)}
+        emit(document)
         os._exit(3)
 
     timer = threading.Timer(seconds, kill)
@@ -893,21 +1192,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ProbeError as error:
         emit(error.as_result())
         return 2
+    progress = Progress()
     timeout = float(request.get("timeout") or 0)
-    start_hard_timer(timeout + float(request.get("grace") or 0) if timeout else 0, emit, output)
+    grace = float(request.get("grace") or 0)
+    start_hard_timer(timeout + grace if timeout else 0, emit, output, progress, wait=min(5.0, max(0.5, grace / 2)))
     start_soft_timer(timeout)
     # Whatever the project prints (settings, app imports, logging) must not mix with the result.
     sys.stdout = sys.stderr = output
     try:
-        result = start_django(request, lambda: handle_request(request, output))
+        result = start_django(request, lambda: handle_request(request, output, progress))
     except BaseException as error:
         stop_soft_timer()
-        result = failure_result(error, output)
+        result = late_failure_result(progress, error, output)
     finally:
         stop_soft_timer()
         sys.stdout, sys.stderr = real_stdout, real_stderr
     emit(result)
     return 0
+
+
+def late_failure_result(progress: Progress, error: BaseException, output: io.StringIO) -> Dict[str, Any]:
+    """Return the document for an exception that escaped the request; a success reached before stands."""
+    known = progress.document
+    if known is None or not known.get("ok") or isinstance(error, ProbeError):
+        return failure_result(error, output)
+    if progress.phase == "settled":
+        return known
+    note = "(django_migration) migrate completed; reading the state again failed (%r): after is planned." % error
+    return dict(known, migrate_output=list(known["migrate_output"]) + [note])
 
 
 if __name__ == "__main__":

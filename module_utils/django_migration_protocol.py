@@ -8,7 +8,9 @@ Both sides use this one file, so each constant has a single source:
   lines, stamped with ``PROTOCOL``; the probe writes it with ``render``, the
   module finds it in whatever else was printed with ``parse_output``;
 - ``tail``: the last lines of output worth showing, ``OUTPUT_TAIL_LINES`` of them;
-- names: ``step_key`` (a plan step as ``app.name``) and ``migration_number``.
+- names: ``step_key`` (a plan step as ``app.name``) and ``migration_number``;
+- drops (tables and columns a backwards plan drops): ``drop_sentence`` and
+  ``drop_holds_data``, so the refusal's and the module's ``lossy_steps`` read alike.
 
 On the host it is imported as ``ansible.module_utils.django_migration_protocol``.
 In the container ``django_migration_docker.container_program`` installs it under
@@ -79,6 +81,31 @@ def migration_number(name: str) -> Optional[int]:
     """Return the leading number of a migration name (``0007_x`` -> 7), if any."""
     match = re.match(r"(\d+)", name)
     return int(match.group(1)) if match else None
+
+
+# --- Drops ----------------------------------------------------------------------------------
+# A drop: {"app", "migration", "table", "column" (None for the whole table), "rows_with_data"
+# (None when they could not be counted), and "reason" when they could not}.
+
+
+def drop_holds_data(drop: Dict[str, Any]) -> bool:
+    """Return whether a drop loses data: rows hold data there, or they could not be counted."""
+    rows = drop.get("rows_with_data")
+    return rows is None or rows > 0
+
+
+def drop_sentence(drop: Dict[str, Any]) -> str:
+    """Return a drop as a line for ``lossy_steps``: ``inventory 0009_x drops column t.c (12 rows hold data)``."""
+    where = "%s %s" % (drop["app"], drop["migration"])
+    if not drop.get("table"):
+        return "%s drops tables or columns that could not be worked out (%s)" % (where, drop.get("reason"))
+    what = "column %s.%s" % (drop["table"], drop["column"]) if drop.get("column") else "table %s" % drop["table"]
+    rows = drop.get("rows_with_data")
+    if rows is None:
+        held = "rows holding data could not be counted: %s" % drop.get("reason", "unknown")
+    else:
+        held = "1 row holds data" if rows == 1 else "%d rows hold data" % rows
+    return "%s drops %s (%s)" % (where, what, held)
 
 
 # --- The targets request ---------------------------------------------------------------------

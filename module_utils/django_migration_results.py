@@ -6,13 +6,13 @@ from typing import Any, Dict, List, Optional
 
 from ansible.module_utils.django_migration_docker import DjangoMigrationError, Runner
 from ansible.module_utils.django_migration_ledger import image_containing
-from ansible.module_utils.django_migration_protocol import step_key
+from ansible.module_utils.django_migration_protocol import drop_holds_data, drop_sentence, step_key
 from ansible.module_utils.release_ledger import LedgerError, load_entries
 
 AppsState = Dict[str, Dict[str, List[str]]]
 
 # Failure kinds whose Django output helps the operator; the others are explained in full by the message.
-KINDS_WITH_OUTPUT = ("django_failed", "migrate_failed", "timeout", "manage_py_exit")
+KINDS_WITH_OUTPUT = ("django_failed", "migrate_failed", "timeout", "state_unknown", "manage_py_exit")
 # Probe details passed through to fail_json as they are.
 FAILURE_DETAILS = (
     "kind",
@@ -22,6 +22,8 @@ FAILURE_DETAILS = (
     "unlisted_zeroed",
     "irreversible_steps",
     "lossy_steps",
+    "drops",
+    "dropped_apps",
     "ghosts",
     "candidates",
     "known_migrations",
@@ -58,6 +60,7 @@ def migrated_result(document: Dict[str, Any], runner: Runner, app: Optional[str]
     before = applied_by_app(document["before"])
     after = applied_by_app(document["after"])
     plan = document.get("plan", [])
+    drops = document.get("drops", [])
     forwards = [step for step in plan if step["direction"] == "forwards"]
     touched = sorted({step["app"] for step in plan} | ({app} if app else set()))
     label = ", ".join(touched) or "every app (nothing to do)"
@@ -70,7 +73,9 @@ def migrated_result(document: Dict[str, Any], runner: Runner, app: Optional[str]
         "before": before,
         "after": after,
         "apps": document["after"],
-        "lossy_steps": [step_key(step) for step in plan if step["lossy"]],
+        "lossy_steps": [step_key(step) for step in plan if step["lossy"]]
+        + [drop_sentence(drop) for drop in drops if drop_holds_data(drop)],
+        "drops": drops,
         "irreversible_steps": [step_key(step) for step in plan if step["irreversible"]],
         "rollback_safe": not any(step["lossy"] or step["irreversible"] for step in forwards),
         "migrate_output": document.get("migrate_output", []),

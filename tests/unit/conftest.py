@@ -72,6 +72,41 @@ def run_probe(db_path: Path, request: Dict[str, Any], cwd: Path = FIXTURE_PROJEC
     return document
 
 
+def run_patched_probe(
+    db_path: Path, request: Dict[str, Any], patch: str, cwd: Path = FIXTURE_PROJECT, **env: str
+) -> Dict[str, Any]:
+    """Run the probe as run_probe does, with ``patch`` run in the probe's namespace just before its main().
+
+    The patch replaces probe functions by name (the probe looks them up as globals), to make
+    timers strike at chosen moments.
+    """
+    source = PROBE.read_text(encoding="utf-8")
+    guard = '\nif __name__ == "__main__":\n'
+    assert source.count(guard) == 1
+    head = source[: source.index(guard)]
+    program = container_program().replace(ascii(source), ascii(head + "\n" + patch + "\nsys.exit(main())\n"))
+    assert program != container_program()
+    completed = subprocess.run(
+        [sys.executable, "-", json.dumps(request)],
+        input=program,
+        capture_output=True,
+        text=True,
+        cwd=str(cwd),
+        env=fixture_env(db_path, **env),
+        timeout=90,
+        check=False,
+    )
+    document = parse_output(completed.stdout)
+    assert document is not None, "no result document:\n%s\n%s" % (completed.stdout, completed.stderr)
+    return document
+
+
+def execute(db_path: Path, sql: str, rows: List[tuple]) -> None:
+    """Run one statement per row on the SQLite database (test data)."""
+    with sqlite3.connect(str(db_path)) as connection:
+        connection.executemany(sql, rows)
+
+
 def applied_rows(db_path: Path, app: Optional[str] = None) -> List[str]:
     """Return the django_migrations rows as app.name, straight from the database."""
     if not db_path.exists():

@@ -95,4 +95,6 @@ def test_return_values_document_every_key_the_module_returns(rendered_json: Dict
         "unlisted_zeroed",
         "unknown_apps",
         "conflicts",
+        "drops",
+        "dropped_apps",
     } <= documented

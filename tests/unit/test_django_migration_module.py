@@ -221,6 +221,7 @@ def test_migrated_without_app_brings_every_app_to_its_leaf(host: DockerHost, cap
     assert result["diff"]["after_header"] == "applied migrations of billing, shop"
     assert json.loads(host.calls()[0][-1]) == {
         "action": "migrate",
+        "allow_drop_app": False,
         "allow_lossy": False,
         "app": None,
         "grace": 30,

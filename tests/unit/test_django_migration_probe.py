@@ -105,7 +105,8 @@ def test_plan_forwards_applies_dependencies_of_other_apps_first(database: Path) 
 
 @pytest.mark.db_state("shop_0003_billing_leaf")
 def test_plan_backwards_unapplies_dependent_apps_first_in_order(database: Path) -> None:
-    document = run_probe(database, {"action": "plan", "app": "shop", "target": "0001_initial"})
+    # billing goes back before its initial migration: allow_drop_app (test_django_migration_drops.py).
+    document = run_probe(database, {"action": "plan", "app": "shop", "target": "0001_initial", "allow_drop_app": True})
 
     steps = steps_of(document)
     # Django's own order: billing depends on shop.0002, so both billing steps precede it.
@@ -122,7 +123,9 @@ def test_plan_backwards_unapplies_dependent_apps_first_in_order(database: Path) 
 
 @pytest.mark.db_state("shop_0003_billing_leaf")
 def test_migrate_backwards_across_several_migrations_changes_applied_rows(database: Path) -> None:
-    document = run_probe(database, {"action": "migrate", "app": "shop", "target": "0001_initial"})
+    document = run_probe(
+        database, {"action": "migrate", "app": "shop", "target": "0001_initial", "allow_drop_app": True}
+    )
 
     assert document["ok"], document
     assert applied_rows(database) == ["shop.0001_initial"]
@@ -163,7 +166,7 @@ def test_unknown_app_is_refused_listing_apps_with_migrations(database: Path) -> 
 
 @pytest.mark.db_state("shop_0003_billing_leaf")
 def test_zero_target_unapplies_every_migration_of_the_app(database: Path) -> None:
-    document = run_probe(database, {"action": "migrate", "app": "billing", "target": "zero"})
+    document = run_probe(database, {"action": "migrate", "app": "billing", "target": "zero", "allow_drop_app": True})
 
     assert document["target"] == "zero"
     assert steps_of(document) == [

@@ -130,6 +130,12 @@ def test_program_parses_as_python_3_8() -> None:
     ast.parse(container_program(), feature_version=(3, 8))
 
 
+def test_program_fits_in_a_pipe_buffer_so_docker_failing_before_reading_it_is_explained() -> None:
+    # docker run exits without reading stdin when the image is missing; a program larger than the pipe
+    # buffer (64 KiB on Linux) would make run_command fail on a broken pipe instead of showing docker's error.
+    assert len(container_program().encode("ascii")) < 64 * 1024
+
+
 def top_level_names(path: Path) -> Set[str]:
     """Return the names a file defines at module level (assignments, functions, classes)."""
     names: Set[str] = set()

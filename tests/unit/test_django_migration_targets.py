@@ -220,7 +220,10 @@ def test_failure_in_a_later_app_undoes_the_apps_migrated_before_it(database: Pat
 def test_unlisted_zero_takes_apps_the_previous_release_did_not_have_to_zero(database: Path) -> None:
     previous_leaves = {"shop": ["0003_item_price"]}  # as the ledger recorded the release before billing existed
 
-    document = run_probe(database, {"action": "migrate", "targets": previous_leaves, "targets_unlisted": "zero"})
+    document = run_probe(
+        database,
+        {"action": "migrate", "targets": previous_leaves, "targets_unlisted": "zero", "allow_drop_app": True},
+    )
 
     assert document["ok"], document
     assert document["unlisted_zeroed"] == ["billing"]
@@ -328,6 +331,7 @@ def test_rollback_to_previous_leaves_plans_in_check_mode_migrates_then_changes_n
         state="migrated",
         targets={"shop": ["0002_item_sku"]},
         targets_unlisted="zero",
+        allow_drop_app=True,
         diff=True,
     )
 

@@ -2,7 +2,7 @@
 
 import pytest
 from depotix_checks import (BACKUP_DIR, CHECKS_0008, assert_api_serves, check_constraints, columns, indexes, ledger,
-                            recorded, table_counts)
+                            recorded, run_log, table_counts)
 
 
 def test_api_runs_release_2_0_and_is_healthy(host):
@@ -41,3 +41,20 @@ def test_a_verified_backup_of_1_0_was_taken_before_the_deploy(host):
 
 def test_no_row_was_lost(host):
     assert table_counts(host) == recorded(host, "counts_before_deploy")
+
+
+def test_scenario_1_left_the_database_behind_the_running_release():
+    log = run_log("scenario1")
+    assert "backwards inventory 0008_add_idempotency_and_constraints" in log
+
+
+def test_deploying_the_running_release_again_migrated_the_database_forward(host):
+    # The schema tests above see 0008 in place at the end; here, that the redeploy put it back.
+    log = run_log("redeploy")
+    assert "1 migration(s) to apply: the database is behind 2.0" in log
+    assert "nothing to do" not in log
+
+
+def test_a_third_deploy_found_nothing_to_do():
+    log = run_log("redeploy_again")
+    assert "its container runs it and the database is at its leaves: nothing to do" in log

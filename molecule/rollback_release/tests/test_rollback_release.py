@@ -42,3 +42,18 @@ def test_downtime_was_measured_and_bounded(host):
         print(f"rollback {name}: {poll}")
         assert poll["samples"] > 50
         assert poll["non_200_seconds"] < bound
+
+
+def test_other_requests_were_refused_while_the_rollback_was_in_progress():
+    for name in ("in_progress_other_target", "in_progress_other_scenario"):
+        log = run_log(name)
+        assert "A scenario 2 rollback from 2.0 to 1.0 is in progress" in log, name
+        assert "-e resume=discard" in log and "Nothing was changed." in log
+        assert "Take a verified backup before the first change" not in log
+
+
+def test_an_unreadable_record_stopped_the_run_and_resume_discard_forgot_it(host):
+    assert "records an interrupted rollback but cannot be read" in run_log("in_progress_unreadable")
+    assert "Take a verified backup before the first change" not in run_log("in_progress_unreadable")
+    assert "TASK [Forget the interrupted rollback (-e resume=discard)]" in run_log("in_progress_discarded")
+    assert not host.file("/home/deploy/Depotix/rollback-in-progress.json").exists

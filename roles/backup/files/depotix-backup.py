@@ -2,9 +2,9 @@
 """Verified PostgreSQL backups of the Depotix database, through its container.
 
 The command every caller runs (/usr/local/sbin/depotix-backup on the host). The work
-is done by the depotix_backup package, which the backup role installs in the
-settings' lib_dir (backup_lib_dir) with release_ledger.py; in the repository both
-are found beside this file. `depotix-backup --help` lists the commands.
+is done by the depotix_backup package, which the backup role installs, zipped with
+release_ledger.py, as depotix_backup.zip in the settings' lib_dir (backup_lib_dir); in
+the repository both are found beside this file. `depotix-backup --help` lists the commands.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def library_dirs(config_file: Path) -> list[str]:
     except (OSError, ValueError):
         return [beside]  # the package refuses the settings file, saying why
     lib_dir = settings.get("lib_dir") if isinstance(settings, dict) else None
-    return [str(lib_dir), beside] if lib_dir else [beside]
+    # The role installs the library as one zip (package and ledger rules) in lib_dir.
+    return [os.path.join(str(lib_dir), "depotix_backup.zip"), str(lib_dir), beside] if lib_dir else [beside]
 
 
 def main(argv: list[str]) -> int:
