@@ -73,13 +73,14 @@ def test_check_mode_showed_the_plan():
     ("injection", "Unknown scenario '1;reboot'"),
     ("migration_target", "0042_does_not_exist"),
     ("target_release", "Unknown target_release '9.9'"),
+    ("drop_app", "Ask for it by name with -e allow_drop_app=true"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(name, message):
     log = run_log(f"bad_{name}")
     assert message in log
 
 
-@pytest.mark.parametrize("name", ["missing", "zero", "five", "abc", "injection"])
+@pytest.mark.parametrize("name", ["missing", "zero", "five", "abc", "injection", "drop_app"])
 def test_a_bad_scenario_is_refused_on_the_controller_before_any_host(name):
     recap = run_log(f"bad_{name}").split("PLAY RECAP")[-1]
     assert "localhost" in recap and "depotix-" not in recap
