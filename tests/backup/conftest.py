@@ -4,6 +4,9 @@
 support/fake_docker.py, which runs the PostgreSQL clients on this machine against a
 cluster started for the session (Debian's `postgresql` package provides it).
 
+Tests that fake the clock or a crash run the package's commands in this process
+(`inproc`), the docker calls still going to the fake docker.
+
 The tests import the script's package (roles/backup/files/depotix_backup) from the
 repository, and run the script there as the host does, with a settings file like the
 one the role writes. No bytecode is written beside the package: the role copies its
@@ -16,6 +19,7 @@ import glob
 import itertools
 import json
 import os
+import datetime as dt
 import pwd
 import shutil
 import subprocess
@@ -39,10 +43,10 @@ from depotix_backup.files import LOCK_FILE  # noqa: E402
 
 
 def postgres_bindir() -> Path:
-    """Return the newest installed PostgreSQL server's bin directory, or skip."""
+    """Return the newest installed PostgreSQL server's bin directory; fail when there is none (never skip)."""
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     if not candidates:
-        pytest.skip("no PostgreSQL server binaries: install Debian's postgresql package")
+        pytest.fail("no PostgreSQL server binaries: run make bootstrap (it installs Debian's postgresql package)")
     return Path(candidates[-1]).parent
 
 
@@ -194,3 +198,64 @@ def dumped(lab: Lab) -> Callable[..., dict]:
     def take(*args: str) -> dict:
         return lab.run_json("dump", *args)
     return take
+
+
+def complete_record(name: str, **fields: object) -> dict:
+    """Return a record that counts as complete for the dump `name` (no row counts worth comparing)."""
+    return {"file": name, "sha256": "0", "created": "2026-01-01T00:00:00+00:00", "tables": {}, "rows": 0,
+            "migrations": {}, **fields}
+
+
+@dataclass
+class FakeClock:
+    """The script's wall clock (depotix_backup.clock.utc_now), set by the test; None: the real one."""
+
+    at: dt.datetime | None = None
+
+    def __call__(self) -> dt.datetime:
+        return self.at or dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class InProcess:
+    """The package's commands run in this process, against the lab's settings, under the directory's lock."""
+
+    lab: Lab
+    clock: FakeClock
+
+    def dump(self, label: str = "2.0", at: dt.datetime | None = None) -> dict:
+        from depotix_backup.dump import cmd_dump
+        from depotix_backup.files import directory_lock
+        self.clock.at = at
+        try:
+            with directory_lock(self.lab.config):
+                return cmd_dump(self.lab.config, label)
+        finally:
+            self.clock.at = None
+
+    def scheduled(self, at: dt.datetime | None = None) -> dict:
+        from depotix_backup.files import directory_lock
+        from depotix_backup.schedule import cmd_scheduled
+        self.clock.at = at
+        try:
+            with directory_lock(self.lab.config):
+                return cmd_scheduled(self.lab.config)
+        finally:
+            self.clock.at = None
+
+
+@pytest.fixture
+def inproc(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+    """Run the package in this process with a clock the test sets (the fake docker's environment set)."""
+    import depotix_backup.clock
+    fake = FakeClock()
+    monkeypatch.setattr(depotix_backup.clock, "utc_now", fake)
+    for key, value in lab.env.items():
+        if key.startswith("FAKE_DOCKER_"):
+            monkeypatch.setenv(key, value)
+    umask = os.umask(0o077)
+    os.umask(umask)
+    try:
+        yield InProcess(lab, fake)
+    finally:
+        os.umask(umask)

@@ -81,7 +81,8 @@ def test_two_dumps_in_the_same_second_get_different_names(lab, dumped):
     assert dumped("--label", "x")["file"] != dumped("--label", "x")["file"]
 
 
-def test_dumps_with_different_labels_in_the_same_second_are_still_ordered_by_time(lab, dumped):
-    first = dumped("--label", "zzz")["file"]
-    second = dumped("--label", "aaa")["file"]
-    assert first.split("_")[1] < second.split("_")[1]
+def test_dumps_with_different_labels_in_the_same_second_are_ordered_by_their_sequence(lab, dumped):
+    first = dumped("--label", "zzz")
+    second = dumped("--label", "aaa")
+    assert (first["sequence"], second["sequence"]) == (1, 2)
+    assert [d["file"] for d in lab.run_json("list")["dumps"]] == [second["file"], first["file"]]

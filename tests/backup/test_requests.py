@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
+from conftest import complete_record
 from depotix_backup.errors import BackupError
 from depotix_backup.names import dump_path, resolve_dump
 
@@ -34,6 +36,7 @@ def test_an_absolute_path_inside_the_backup_directory_is_accepted(lab):
 
 def touch_dump(lab, name, complete=True):
     (lab.directory / name).write_bytes(b"PGDMP")
+    (lab.directory / f"{name}.json").write_text(json.dumps(complete_record(name)))
     if complete:
         (lab.directory / f"{name}.sha256").write_text(f"0  {name}\n")
 

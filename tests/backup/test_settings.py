@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import complete_record
 from depotix_backup.settings import REQUIRED_KEYS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +37,13 @@ def test_the_role_takes_those_values_from_its_own_variables():
     assert settings["safety_suffix"] == "{{ backup_safety_suffix }}"
     assert settings["restore_marker"] == "{{ backup_restore_marker_file }}"
     assert {settings[key] for key in ROLE_OWNED[3:]} == {f"{{{{ backup_{key} | int }}}}" for key in ROLE_OWNED[3:]}
+
+
+def test_the_role_writes_the_time_limits_and_the_status_file_from_its_variables():
+    settings = role_settings()
+    assert settings["status_file"] == "{{ backup_status_file }}"
+    for key in ("lock_wait_timeout", "dump_timeout", "docker_timeout"):
+        assert settings[key] == f"{{{{ backup_{key} | int }}}}"
 
 
 @pytest.mark.parametrize("key", ROLE_OWNED)
@@ -64,6 +72,7 @@ def test_with_log_the_refusal_goes_to_the_log(lab, tmp_path):
 def touch_dump(lab, name):
     (lab.directory / name).write_bytes(b"x")
     (lab.directory / f"{name}.sha256").write_text(f"0  {name}\n")
+    (lab.directory / f"{name}.json").write_text(json.dumps(complete_record(name)))
 
 
 def test_latest_skips_the_safety_suffix_the_settings_name(lab):
@@ -78,7 +87,7 @@ def test_prune_keeps_the_dumps_named_by_the_marker_the_settings_name(lab, dumped
     newest = dumped()["file"]
     old, stray = "depotix_20200101T000000Z_2.0.dump", "depotix_20200102T000000Z_2.0.dump"
     for name in (old, stray):
-        for suffix in ("", ".sha256"):
+        for suffix in ("", ".sha256", ".json"):
             shutil.copyfile(lab.directory / f"{newest}{suffix}", lab.directory / f"{name}{suffix}")
     marker = tmp_path / "elsewhere" / "restore.json"
     marker.parent.mkdir()

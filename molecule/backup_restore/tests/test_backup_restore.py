@@ -190,3 +190,9 @@ def test_verified_dumps_were_copied_offsite_with_their_sidecars(host, scheduled_
     for name in (scheduled_dump, drilled_dump()):
         assert {name, f"{name}.sha256", f"{name}.json"} <= offsite
         assert host.run(f"cd /root/offsite && sha256sum -c {name}.sha256").rc == 0
+
+
+def test_backup_yml_verified_the_new_dump_by_restoring_it():
+    log = run_log("backup")
+    assert "TASK [Verify the new dump by restoring it into a scratch database (-e verify=restore)]" in log
+    assert '"--restore"' in log

@@ -8,6 +8,9 @@ test cluster's socket directory (FAKE_DOCKER_PGHOST), and `cp` copies locally.
 Faults, by environment variable:
   FAKE_DOCKER_DB_DOWN=1           every PostgreSQL client fails as if the server were gone
   FAKE_DOCKER_DUMP_DIES_AFTER=N   pg_dump writes N bytes, then fails as if the server died
+  FAKE_DOCKER_STOPPED=1           every exec fails as docker's does on a stopped container
+  FAKE_DOCKER_DAEMON_DOWN=1       every command fails as the CLI does when its daemon is gone
+  FAKE_DOCKER_HANG=SECONDS        every command first waits that long (a daemon that does not answer)
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 CLIENTS = {"pg_isready", "psql", "pg_dump", "pg_restore"}
 
@@ -56,6 +60,14 @@ def run_cp(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    time.sleep(float(os.environ.get("FAKE_DOCKER_HANG") or 0))
+    if os.environ.get("FAKE_DOCKER_DAEMON_DOWN"):
+        sys.stderr.write("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                         "Is the docker daemon running?\n")
+        return 1
+    if argv and argv[0] == "exec" and os.environ.get("FAKE_DOCKER_STOPPED"):
+        sys.stderr.write("Error response from daemon: container 4f1c2b9a7e0d is not running\n")
+        return 1
     if argv and argv[0] == "exec":
         return run_exec(argv[1:])
     if argv and argv[0] == "cp":

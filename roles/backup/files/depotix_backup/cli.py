@@ -12,46 +12,60 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import depotix_backup
+from depotix_backup import clock
 from depotix_backup.dump import cmd_dump
 from depotix_backup.errors import BackupError, Terminated
 from depotix_backup.files import directory_lock
-from depotix_backup.names import list_dumps, resolve_dump
+from depotix_backup.names import in_future, list_dumps, resolve_dump
 from depotix_backup.offsite import cmd_offsite
-from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore
+from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore, cmd_verify_restore
 from depotix_backup.retention import cmd_prune
 from depotix_backup.schedule import cmd_scheduled
 from depotix_backup.settings import load_config
+from depotix_backup.status import record_outcome
 from depotix_backup.verify import cmd_plan, cmd_verify
 
 LOCKING_COMMANDS = {"dump", "restore", "drill", "prune", "offsite", "scheduled", "discard-previous"}
+# The runs whose outcome goes to the status file (monitoring).
+REPORTED_COMMANDS = {"scheduled", "drill"}
 NAME_HELP = "file name in the backup directory, or latest"
+UNRECORDED_HELP = "accept a dump whose .json record is missing or torn (the output lists what goes unchecked)"
 
 
 def cmd_list(config: dict[str, Any]) -> dict[str, Any]:
-    """Return the dumps of the backup directory, newest first."""
+    """Return the dumps of the backup directory, newest first (by sequence); say which are stamped in the future."""
     backup_dir = Path(config["directory"])
-    return {"changed": False, "directory": str(backup_dir), "dumps": [
-        {"file": d.name, "time": d.time.isoformat(), "label": d.label, "complete": d.good,
-         "size": (backup_dir / d.name).stat().st_size} for d in reversed(list_dumps(config))]}
+    dumps, now = list_dumps(config), clock.utc_now()
+    return {"changed": False, "directory": str(backup_dir), "future": in_future(dumps, now), "dumps": [
+        {"file": d.name, "time": d.time.isoformat(), "label": d.label, "complete": d.good, "sequence": d.sequence,
+         "future": d.time > now, "problem": d.problem, "size": (backup_dir / d.name).stat().st_size}
+        for d in reversed(dumps)]}
 
 
 def add_named_commands(sub: Any) -> None:
     """Add the commands that take a dump's name: verify, plan, offsite, restore, drill."""
-    for command, text in (("verify", "check a dump's checksum and archive"),
-                          ("plan", "compare a dump's migrations with an image's (django_migration apps JSON on stdin)"),
+    for command, text in (("plan", "compare a dump's migrations with an image's (django_migration apps JSON on stdin)"),
                           ("offsite", "copy a dump and its sidecars with the configured offsite command")):
         sub.add_parser(command, help=text).add_argument("name", help=NAME_HELP)
-    for command, text in (("restore", "restore a verified dump over the live database"),
-                          ("drill", "restore a dump into a scratch database and compare row counts")):
+    for command, text in (("verify", "check a dump's checksum, record and archive"),
+                          ("restore", "restore a verified dump over the live database"),
+                          ("drill", "restore a dump into a scratch database and compare row counts and checksums")):
         sub_parser = sub.add_parser(command, help=text)
         sub_parser.add_argument("name", help=NAME_HELP)
         sub_parser.add_argument("--jobs", type=int, default=None, help="parallel pg_restore jobs")
+        if command != "drill":
+            sub_parser.add_argument("--allow-unrecorded", action="store_true", help=UNRECORDED_HELP)
+        if command == "verify":
+            sub_parser.add_argument("--restore", action="store_true",
+                                    help="also restore it into a scratch database and compare every table's row "
+                                         "count and content checksum with its record (as the drill does)")
         if command == "restore":
             sub_parser.add_argument("--keep-previous", action="store_true",
                                     help="keep the replaced database as <database>_replaced "
@@ -90,9 +104,10 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
     jobs = getattr(args, "jobs", None) or int(config.get("jobs", 2))
     commands: dict[str, Callable[[], dict[str, Any]]] = {
         "dump": lambda: cmd_dump(config, args.label),
-        "verify": lambda: cmd_verify(config, resolve_dump(config, args.name)),
+        "verify": lambda: (cmd_verify_restore(config, args.name, jobs, args.allow_unrecorded) if args.restore
+                           else cmd_verify(config, resolve_dump(config, args.name), args.allow_unrecorded)),
         "plan": lambda: cmd_plan(config, args.name, plan_input()),
-        "restore": lambda: cmd_restore(config, args.name, jobs, args.keep_previous),
+        "restore": lambda: cmd_restore(config, args.name, jobs, args.keep_previous, args.allow_unrecorded),
         "discard-previous": lambda: cmd_discard_previous(config),
         "drill": lambda: cmd_drill(config, args.name, jobs),
         "prune": lambda: cmd_prune(config, args.dry_run, args.verified),
@@ -102,13 +117,33 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
     return commands.get(args.command, lambda: cmd_list(config))()
 
 
-def execute(args: argparse.Namespace) -> dict[str, Any]:
-    """Read the settings and run the command, holding the directory's lock if it writes."""
-    config = load_config(args.config)
-    if args.command in LOCKING_COMMANDS:
+def run_locked(config: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Run the command, holding the directory's lock if it writes."""
+    if args.command in LOCKING_COMMANDS or getattr(args, "restore", False):
         with directory_lock(config):
             return run_command(config, args)
     return run_command(config, args)
+
+
+def execute(args: argparse.Namespace) -> dict[str, Any]:
+    """Read the settings and run the command; a scheduled run's or drill's outcome goes to the status file.
+
+    A failure is reported too, also one that could not take the directory's lock.
+    """
+    config = load_config(args.config)
+    if args.command not in REPORTED_COMMANDS:
+        return run_locked(config, args)
+    started = time.monotonic()
+    try:
+        result = run_locked(config, args)
+    except BaseException:
+        try:
+            record_outcome(config, args.command, None, time.monotonic() - started)
+        except BackupError:
+            pass  # the run's own failure is the one to report
+        raise
+    record_outcome(config, args.command, result, time.monotonic() - started)
+    return result
 
 
 def append_log(path: Path, command: str, text: str) -> None:
@@ -143,6 +178,7 @@ def main(argv: list[str], config_file: Path) -> int:
         append_log(args.log, args.command, "CRASHED:\n" + traceback.format_exc())
         return 2
     if args.log:
-        append_log(args.log, args.command, "ok " + json.dumps(result, sort_keys=True))
+        outcome = f"{result['outcome']} " if args.command == "drill" and result.get("outcome") else ""
+        append_log(args.log, args.command, f"ok {outcome}{json.dumps(result, sort_keys=True)}")
     print(json.dumps(result, sort_keys=True))
     return 0

@@ -1,4 +1,4 @@
-"""Files of the backup directory: checksums, removal, free space, archive listing, the directory's lock."""
+"""Files of the backup directory: checksums, durable writes, removal, free space, archive listing, the lock."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from depotix_backup.database import docker_exec, first_error
-from depotix_backup.errors import BackupError
+from depotix_backup.database import docker_exec, docker_timeout, first_error, last_line
+from depotix_backup.errors import BackupError, Corrupt, Unreachable
 
 CHUNK = 1024 * 1024
 # The lock every writing run holds, in the backup directory (only this script uses it).
@@ -46,13 +46,47 @@ def free_bytes(directory: Path) -> int:
     return stat.f_bavail * stat.f_frsize
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file or a directory (the names in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, text: str, temporary: Path) -> None:
+    """Write `text` to `temporary`, flush it to the disk and rename it to `path` (the directory is not flushed)."""
+    with temporary.open("w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temporary, path)
+
+
+def rejected_by_pg_restore(stderr: str) -> bool:
+    """Return whether pg_restore itself ran and refused the archive (not docker failing to run it)."""
+    return any(line.startswith(("pg_restore: error:", "pg_restore: [")) for line in stderr.splitlines())
+
+
 def list_archive(config: dict[str, Any], path: Path) -> int:
-    """Return the number of entries `pg_restore --list` finds in a dump, or raise."""
-    with path.open("rb") as fh:
-        listed = docker_exec(config, ["pg_restore", "--list"], stdin=fh, capture_output=True)
+    """Return the number of entries `pg_restore --list` finds in a dump.
+
+    Raises Corrupt when pg_restore reads the archive and rejects it, Unreachable when it
+    could not run (docker, its daemon or the container not answering).
+    """
+    try:
+        with path.open("rb") as fh:
+            listed = docker_exec(config, ["pg_restore", "--list"], stdin=fh, capture_output=True,
+                                 timeout=docker_timeout(config))
+    except OSError as exc:
+        raise Unreachable(f"{path.name} cannot be read ({exc.strerror})") from exc
     if listed.returncode != 0:
-        reason = first_error(listed.stderr.decode(errors="replace"))
-        raise BackupError(f"pg_restore --list rejects {path.name}: {reason}")
+        stderr = listed.stderr.decode(errors="replace")
+        if listed.returncode == 1 and rejected_by_pg_restore(stderr):
+            raise Corrupt(f"pg_restore --list rejects {path.name}: {first_error(stderr)}")
+        raise Unreachable(f"pg_restore --list could not run in container {config['container']} "
+                          f"(exit {listed.returncode}: {last_line(stderr, 'no message')})")
     return sum(1 for line in listed.stdout.decode(errors="replace").splitlines()
                if line and not line.startswith(";"))
 

@@ -1,18 +1,18 @@
-"""Restoring a dump: into a new database, row counts compared with the dump's record, then swapped in or dropped.
+"""Restoring a dump: into a new database, compared with the dump's record, then swapped in or dropped.
 
-`restore` puts the checked database in the live one's place in one transaction;
-`drill` restores into a scratch database, compares, and drops it.
+`restore` compares row counts and puts the checked database in the live one's place in
+one transaction; `drill` (and `verify --restore`) restores into a scratch database,
+compares every table's row count and content checksum, and drops it.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from depotix_backup.database import docker_exec, first_error, psql, quote_ident, quote_literal, table_counts
+from depotix_backup.database import docker_exec, first_error, psql, quote_ident, quote_literal, table_snapshot
 from depotix_backup.errors import BackupError
 from depotix_backup.names import resolve_dump
 from depotix_backup.verify import cmd_verify
@@ -74,32 +74,40 @@ def restore_into(config: dict[str, Any], path: Path, database: str, jobs: int,
         raise BackupError(f"pg_restore into {database} failed: {reason}")
 
 
-def count_differences(recorded: dict[str, int], restored: dict[str, int]) -> dict[str, dict[str, int | None]]:
-    """Return the tables whose restored row count differs from the count recorded at dump time."""
-    return {table: {"recorded": recorded.get(table), "restored": restored.get(table)}
-            for table in sorted(set(recorded) | set(restored)) if recorded.get(table) != restored.get(table)}
+def differences(recorded: dict[str, Any], restored: dict[str, Any], checksums: bool) -> dict[str, dict[str, Any]]:
+    """Return the tables whose restored row count (or content checksum) differs from the record's."""
+    found: dict[str, dict[str, Any]] = {}
+    for table in sorted(set(recorded["tables"]) | set(restored["tables"])):
+        rows = (recorded["tables"].get(table), restored["tables"].get(table))
+        sums = (recorded["checksums"].get(table), restored["checksums"].get(table)) if checksums else (None, None)
+        if rows[0] != rows[1] or sums[0] != sums[1]:
+            found[table] = {"recorded": rows[0], "restored": rows[1], "content": "same" if sums[0] == sums[1]
+                            else "differs"}
+    return found
 
 
 def restore_and_compare(config: dict[str, Any], verified: dict[str, Any], database: str, jobs: int,
-                        require_record: bool, watch: Stopwatch, also_drop: tuple[str, ...] = ()) -> dict[str, int]:
-    """Restore a verified dump into `database` and return its row counts; fail if they differ from the record.
+                        watch: Stopwatch, checksums: bool, also_drop: tuple[str, ...] = ()) -> dict[str, int]:
+    """Restore a verified dump into `database`; fail, naming the tables, if it differs from the record.
 
-    A dump without a record (its .json) is restored unchecked, unless `require_record`.
+    Compared are the row counts, and with `checksums` the content checksums the record
+    has; a dump verified without a record (--allow-unrecorded) is restored unchecked.
     """
-    if verified.get("tables") is None and require_record:
-        raise BackupError(f"{verified['file']}.json (the row counts at dump time) is missing: "
-                          "the restored data cannot be compared; pick another dump.")
     restore_into(config, Path(verified["path"]), database, jobs, also_drop)
     watch.lap("load")
-    restored = table_counts(config, database)
-    watch.lap("count")
+    checksums = checksums and verified.get("checksums") is not None
+    restored = table_snapshot(config, database, checksums)
+    watch.lap("compare" if checksums else "count")
     if verified.get("tables") is None:
-        return restored
-    differences = count_differences(verified["tables"], restored)
-    if differences:
-        raise BackupError(f"{verified['file']} restored into {database} with row counts that differ from those "
-                          f"recorded at dump time: {json.dumps(differences)}")
-    return restored
+        return restored["tables"]
+    recorded = {"tables": verified["tables"], "checksums": verified.get("checksums") or {}}
+    found = differences(recorded, restored, checksums)
+    if found:
+        summary = "; ".join(f"{table} (rows: {d['recorded']} recorded, {d['restored']} restored; content "
+                            f"{d['content']})" for table, d in found.items())
+        raise BackupError(f"{verified['file']} restored into {database} with tables that differ from those recorded "
+                          f"at dump time: {summary}")
+    return restored["tables"]
 
 
 def previous_database(config: dict[str, Any]) -> str:
@@ -132,22 +140,23 @@ def cmd_discard_previous(config: dict[str, Any]) -> dict[str, Any]:
     return {"changed": existed != "0", "dropped": previous if existed != "0" else None}
 
 
-def cmd_restore(config: dict[str, Any], name: str, jobs: int, keep_previous: bool) -> dict[str, Any]:
+def cmd_restore(config: dict[str, Any], name: str, jobs: int, keep_previous: bool,
+                allow_unrecorded: bool = False) -> dict[str, Any]:
     """Restore a verified dump over the live database.
 
     The dump goes into a new database first and its row counts are checked; only then
     is it swapped in, in one transaction, the live database becoming <database>_replaced.
     That one is dropped at the end, or with --keep-previous kept until
     `discard-previous` (restore.yml drops it once the API is healthy). A run killed
-    halfway leaves the live database as it was, and running again starts over.
+    halfway leaves the live database as it was, and running again starts over. A dump
+    whose record is missing or torn is refused unless `allow_unrecorded`.
     """
     started, watch = time.monotonic(), Stopwatch()
-    verified = cmd_verify(config, resolve_dump(config, name))
+    verified = cmd_verify(config, resolve_dump(config, name), allow_unrecorded)
     watch.lap("verify")
     database = config["database"]
     staging, previous = f"{database}_restoring", previous_database(config)
-    restored = restore_and_compare(config, verified, staging, jobs, require_record=False, watch=watch,
-                                   also_drop=(previous,))
+    restored = restore_and_compare(config, verified, staging, jobs, watch, checksums=False, also_drop=(previous,))
     psql(config, swap_sql(database, staging, previous))
     watch.lap("swap")
     if not keep_previous:
@@ -157,22 +166,45 @@ def cmd_restore(config: dict[str, Any], name: str, jobs: int, keep_previous: boo
             "database": database, "label": verified["label"], "created": verified["created"],
             "tables": restored, "rows": sum(restored.values()), "jobs": jobs,
             "compared": verified.get("tables") is not None, "phases": watch.phases,
+            "unchecked": [] if verified.get("tables") is not None else ["row counts"],
+            "record_problem": verified["record_problem"],
             "previous_database": previous if keep_previous else None,
             "seconds": round(time.monotonic() - started, 2)}
 
 
-def cmd_drill(config: dict[str, Any], name: str, jobs: int) -> dict[str, Any]:
-    """Restore a dump into a scratch database, compare row counts with the dump's record, drop it."""
-    started, watch = time.monotonic(), Stopwatch()
-    verified = cmd_verify(config, resolve_dump(config, name))
-    watch.lap("verify")
+def restore_check(config: dict[str, Any], verified: dict[str, Any], jobs: int, watch: Stopwatch) -> dict[str, Any]:
+    """Restore a verified dump into the scratch database, compare it with the record, drop it; return the outcome."""
     scratch = f"{config['database']}_drill"
     try:
-        restored = restore_and_compare(config, verified, scratch, jobs, require_record=True, watch=watch)
+        restored = restore_and_compare(config, verified, scratch, jobs, watch, checksums=True)
     finally:
         psql(config, f"DROP DATABASE IF EXISTS {quote_ident(scratch)} WITH (FORCE);")
         watch.lap("drop")
-    return {"changed": False, "ok": True, "path": verified["path"], "file": verified["file"],
-            "created": verified["created"], "tables": len(restored), "rows": sum(restored.values()),
-            "counts": restored, "scratch_database": scratch, "phases": watch.phases,
-            "seconds": round(time.monotonic() - started, 2)}
+    compared = [what for what in ("row counts", "content checksums") if what not in verified["unchecked"]]
+    outcome = (f"passed: {verified['file']} restored into a scratch database, {len(restored)} tables and "
+               f"{sum(restored.values())} rows, " +
+               (f"every table's {' and '.join(compared)} equal to its record" if compared else "nothing compared") +
+               (f" ({', '.join(verified['unchecked'])} not recorded, unchecked)" if verified["unchecked"] else ""))
+    return {"ok": True, "tables": len(restored), "rows": sum(restored.values()), "counts": restored,
+            "scratch_database": scratch, "compared": compared, "unchecked": verified["unchecked"],
+            "outcome": outcome}
+
+
+def cmd_drill(config: dict[str, Any], name: str, jobs: int) -> dict[str, Any]:
+    """Restore a dump into a scratch database, compare row counts and content checksums with its record, drop it."""
+    started, watch = time.monotonic(), Stopwatch()
+    verified = cmd_verify(config, resolve_dump(config, name))
+    watch.lap("verify")
+    checked = restore_check(config, verified, jobs, watch)
+    return {"changed": False, "path": verified["path"], "file": verified["file"], "created": verified["created"],
+            **checked, "phases": watch.phases, "seconds": round(time.monotonic() - started, 2)}
+
+
+def cmd_verify_restore(config: dict[str, Any], name: str, jobs: int, allow_unrecorded: bool) -> dict[str, Any]:
+    """`verify --restore`: verify a dump, then restore it into a scratch database and compare it with its record."""
+    started, watch = time.monotonic(), Stopwatch()
+    verified = cmd_verify(config, resolve_dump(config, name), allow_unrecorded)
+    watch.lap("verify")
+    checked = restore_check(config, verified, jobs, watch)
+    return {**verified, "restored": {**checked, "phases": watch.phases,
+                                     "seconds": round(time.monotonic() - started, 2)}}

@@ -2,6 +2,8 @@
 
 The policy's numbers come from the settings (the role's backup_keep_* defaults), and the
 marker of a restore in progress is the settings' restore_marker (restore.yml writes it).
+"Newest" is by sequence number (names.py), never by the clock; a dump stamped in the
+future is reported and gets no day's or week's slot for that future time.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from depotix_backup.errors import BackupError
+from depotix_backup import clock
+from depotix_backup.errors import BackupError, Corrupt
 from depotix_backup.files import remove_quietly
-from depotix_backup.names import Dump, list_dumps, parse_dump_name, sidecars
+from depotix_backup.names import Dump, in_future, list_dumps, order_key, parse_dump_name, sidecars
 from depotix_backup.verify import cmd_verify
 
 POLICY_KEYS = ("keep_last", "keep_daily", "keep_weekly")
@@ -46,12 +49,13 @@ def select_retained(dumps: list[Dump], now: dt.datetime, keep_last: int, keep_da
                     protected: frozenset[str] = frozenset()) -> dict[str, list[str]]:
     """Return {dump name: reasons} of the dumps to keep; every other dump is to be deleted.
 
-    Only good dumps (with a .sha256) count. Kept are: the newest good dump, always; the
+    Only good dumps (a .sha256 and a complete record) count, newest by sequence (an
+    older script's dumps, without one, by time before them). Kept are: the newest good dump, always; the
     `keep_last` newest good dumps; the newest good dump of each of the last `keep_daily`
     UTC days, today included; the newest good dump of each of the last `keep_weekly`
     ISO weeks, this week included; and the `protected` ones (a restore in progress).
     """
-    good = sorted((d for d in dumps if d.good), key=lambda d: (d.time, d.name), reverse=True)
+    good = sorted((d for d in dumps if d.good), key=order_key, reverse=True)
     keep: dict[str, list[str]] = {}
 
     def add(dump: Dump, reason: str) -> None:
@@ -84,12 +88,12 @@ def restore_in_progress(config: dict[str, Any]) -> frozenset[str]:
 
 
 def orphans(config: dict[str, Any], dumps: list[Dump]) -> list[Path]:
-    """Return files left by runs that died: partial dumps, and sidecars whose dump is gone."""
+    """Return files left by runs that died: partial dumps and sidecars, and sidecars whose dump is gone."""
     backup_dir = Path(config["directory"])
     names = {d.name for d in dumps}
     found = []
     for path in backup_dir.iterdir():
-        if path.name.startswith(f".{config['prefix']}_") and path.name.endswith(".dump.partial"):
+        if path.name.startswith(f".{config['prefix']}_") and path.name.endswith(".partial"):
             found.append(path)
         elif path.name.endswith((".dump.sha256", ".dump.json")) and not path.name.startswith("."):
             owner = path.name.rsplit(".", 1)[0]
@@ -104,20 +108,29 @@ def remove_dump(path: Path) -> list[str]:
 
 
 def check_newest(config: dict[str, Any], newest: Dump) -> None:
-    """Verify the newest good dump before anything is deleted; if it fails, remove it and fail the run."""
+    """Verify the newest good dump before anything is deleted.
+
+    A damaged one (checksum, or an archive pg_restore rejects) is removed and the run
+    fails; when the check cannot run (Docker, the container, the disk), nothing is
+    deleted and the run fails, saying why.
+    """
     try:
         cmd_verify(config, newest.name)
-    except BackupError as exc:
+    except Corrupt as exc:
         removed = remove_dump(Path(config["directory"]) / newest.name)
         raise BackupError(f"the newest dump failed verification ({exc}); removed {', '.join(removed)} and "
                           "deleted nothing else: take a new dump (depotix-backup dump).") from exc
+    except BackupError as exc:
+        raise BackupError(f"the newest dump {newest.name} could not be verified ({exc}); it is kept and nothing "
+                          "was deleted: this says nothing against the dump. Start the database container or "
+                          "Docker (site.yml) and rerun.") from exc
 
 
 def cmd_prune(config: dict[str, Any], dry_run: bool, verified: str | None = None,
               now: dt.datetime | None = None) -> dict[str, Any]:
     """Apply the retention policy; never delete the newest good dump, and check it before deleting anything."""
     backup_dir = Path(config["directory"])
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or clock.utc_now()
     dumps = list_dumps(config)
     good = [d for d in dumps if d.good]
     if good and good[-1].name != verified and not dry_run:
@@ -133,4 +146,4 @@ def cmd_prune(config: dict[str, Any], dry_run: bool, verified: str | None = None
         deleted += remove_quietly(*(backup_dir / name for name in leftovers))
     return {"changed": bool(doomed or leftovers) and not dry_run, "dry_run": dry_run,
             "now": now.isoformat(timespec="seconds"), "policy": policy, "kept": keep,
-            "delete": doomed, "orphans": leftovers, "deleted": deleted}
+            "delete": doomed, "orphans": leftovers, "deleted": deleted, "future": in_future(dumps, now)}

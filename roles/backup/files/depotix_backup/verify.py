@@ -1,4 +1,9 @@
-"""Checking a dump (checksum, archive listing) and planning a restore (its migrations against an image's)."""
+"""Checking a dump (checksum, record, archive listing) and planning a restore (its migrations against an image's).
+
+A damaged dump (its checksum differs, pg_restore rejects it) raises Corrupt; a check that
+could not run (Docker, the container or the disk not answering) raises Unreachable,
+which says nothing against the dump.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from depotix_backup.database import docker_exec, last_line
-from depotix_backup.errors import BackupError
+from depotix_backup.database import CHECKSUM_METHOD, docker_exec, last_line
+from depotix_backup.errors import BackupError, Corrupt, Unreachable
 from depotix_backup.files import list_archive, sha256_of
-from depotix_backup.names import dump_path, list_dumps, resolve_dump, sidecars
+from depotix_backup.names import dump_path, list_dumps, load_record, resolve_dump, sidecars
 
 
 def read_record(path: Path) -> dict[str, Any]:
     """Return the .json record beside a dump, or {} when there is none."""
     try:
-        return json.loads(sidecars(path)[1].read_text())
+        record = json.loads(sidecars(path)[1].read_text())
     except (OSError, ValueError):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def check_checksum(config: dict[str, Any], path: Path) -> str:
@@ -30,24 +36,53 @@ def check_checksum(config: dict[str, Any], path: Path) -> str:
     if not checksum_file.is_file():
         raise BackupError(f"{checksum_file.name} is missing: without a checksum {path.name} cannot be trusted; "
                           "pick another dump.")
-    expected = (checksum_file.read_text().split() or [""])[0]
-    actual = sha256_of(path)
+    try:
+        expected = (checksum_file.read_text().split() or [""])[0]
+        actual = sha256_of(path)
+    except OSError as exc:
+        raise Unreachable(f"{path.name} or its checksum cannot be read ({exc.strerror})") from exc
     if actual != expected:
-        raise BackupError(f"{path.name} does not match its checksum (expected {expected}, got {actual}): "
-                          "the file is damaged; pick another dump.")
+        raise Corrupt(f"{path.name} does not match its checksum (expected {expected}, got {actual}): "
+                      "the file is damaged; pick another dump.")
     return actual
 
 
-def cmd_verify(config: dict[str, Any], name: str) -> dict[str, Any]:
-    """Check a dump's checksum and archive listing; return what was checked and what the dump holds."""
+def unchecked(record: dict[str, Any]) -> list[str]:
+    """Return what a restore of the dump cannot compare with its record (all of it without a record)."""
+    missing = [] if record.get("tables") is not None else ["row counts"]
+    if record.get("checksum_method") != CHECKSUM_METHOD or not isinstance(record.get("checksums"), dict):
+        missing.append("content checksums")
+    return missing
+
+
+def checked_record(path: Path, allow_unrecorded: bool) -> tuple[dict[str, Any], str | None]:
+    """Return a dump's complete record and None; or, when `allow_unrecorded`, {} and what is wrong with it."""
+    record, problem = load_record(path)
+    if problem is None:
+        return record or {}, None
+    if not allow_unrecorded:
+        raise BackupError(f"{problem}: without a complete record {path.name} cannot be checked after a restore "
+                          "(row counts, content checksums); pick another dump, or accept it unchecked with "
+                          "--allow-unrecorded.")
+    return {}, problem
+
+
+def cmd_verify(config: dict[str, Any], name: str, allow_unrecorded: bool = False) -> dict[str, Any]:
+    """Check a dump's checksum, record and archive listing; return what was checked and what the dump holds.
+
+    A dump whose record is missing or torn is refused, unless `allow_unrecorded`: then
+    `unchecked` says what a restore of it cannot compare.
+    """
     path = dump_path(config, name)
     actual = check_checksum(config, path)
+    record, problem = checked_record(path, allow_unrecorded)
     entries = list_archive(config, path)
-    record = read_record(path)
     return {"changed": False, "path": str(path), "file": path.name, "sha256": actual, "entries": entries,
             "created": record.get("created"), "label": record.get("label"), "release": record.get("release"),
             "tables": record.get("tables"), "rows": record.get("rows"), "size": path.stat().st_size,
-            "migrations": record.get("migrations")}
+            "migrations": record.get("migrations"), "sequence": record.get("sequence"),
+            "checksums": record.get("checksums") if "content checksums" not in unchecked(record) else None,
+            "record_problem": problem, "unchecked": unchecked(record)}
 
 
 def archive_migrations(config: dict[str, Any], path: Path) -> dict[str, list[str]]:
