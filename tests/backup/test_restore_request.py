@@ -65,3 +65,8 @@ def test_backup_refuses_a_drill_that_is_not_a_boolean(tmp_path):
 def test_restore_lets_a_file_of_the_backup_directory_through_to_the_hosts(tmp_path, backup):
     done = play(tmp_path, "restore.yml", "-e", f"backup={backup}")
     assert "UNREACHABLE" in done.stdout and "never-contacted" in done.stdout
+
+
+def test_restore_refuses_an_allow_unrecorded_that_is_not_a_boolean(tmp_path):
+    done = play(tmp_path, "restore.yml", "-e", "backup=latest", "-e", "allow_unrecorded=maybe")
+    assert_refused_on_the_controller(done, "allow_unrecorded is true or false")
