@@ -55,21 +55,27 @@ def fixture_env(db_path: Path, **extra: str) -> Dict[str, str]:
     return env
 
 
-def run_probe(db_path: Path, request: Dict[str, Any], cwd: Path = FIXTURE_PROJECT, **env: str) -> Dict[str, Any]:
-    """Run the probe the way a container does (the module's container program on stdin) and return its document."""
+def run_program(db_path: Path, request: Dict[str, Any], program: str, cwd: Path = FIXTURE_PROJECT,
+                timeout: int = 60, **env: str) -> Dict[str, Any]:
+    """Run a container program (``python -`` with the request as argument) and return its result document."""
     completed = subprocess.run(
         [sys.executable, "-", json.dumps(request)],
-        input=container_program(),
+        input=program,
         capture_output=True,
         text=True,
         cwd=str(cwd),
         env=fixture_env(db_path, **env),
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     document = parse_output(completed.stdout)
     assert document is not None, "no result document:\n%s\n%s" % (completed.stdout, completed.stderr)
     return document
+
+
+def run_probe(db_path: Path, request: Dict[str, Any], cwd: Path = FIXTURE_PROJECT, **env: str) -> Dict[str, Any]:
+    """Run the probe the way a container does (the module's container program on stdin) and return its document."""
+    return run_program(db_path, request, container_program(), cwd, **env)
 
 
 def run_patched_probe(
@@ -86,19 +92,7 @@ def run_patched_probe(
     head = source[: source.index(guard)]
     program = container_program().replace(ascii(source), ascii(head + "\n" + patch + "\nsys.exit(main())\n"))
     assert program != container_program()
-    completed = subprocess.run(
-        [sys.executable, "-", json.dumps(request)],
-        input=program,
-        capture_output=True,
-        text=True,
-        cwd=str(cwd),
-        env=fixture_env(db_path, **env),
-        timeout=90,
-        check=False,
-    )
-    document = parse_output(completed.stdout)
-    assert document is not None, "no result document:\n%s\n%s" % (completed.stdout, completed.stderr)
-    return document
+    return run_program(db_path, request, program, cwd, timeout=90, **env)
 
 
 def execute(db_path: Path, sql: str, rows: List[tuple]) -> None:

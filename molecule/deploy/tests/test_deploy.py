@@ -48,7 +48,7 @@ def test_scenario_1_left_the_database_behind_the_running_release():
     assert "backwards inventory 0008_add_idempotency_and_constraints" in log
 
 
-def test_deploying_the_running_release_again_migrated_the_database_forward(host):
+def test_deploying_the_running_release_again_migrated_the_database_forward():
     # The schema tests above see 0008 in place at the end; here, that the redeploy put it back.
     log = run_log("redeploy")
     assert "1 migration(s) to apply: the database is behind 2.0" in log
