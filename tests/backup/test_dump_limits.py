@@ -70,6 +70,6 @@ def test_a_dump_past_its_time_limit_is_stopped_saying_what_it_waited_on(lab, tab
 
 def test_the_lock_wait_reaches_pg_dump(lab):
     from depotix_backup.snapshot import pg_dump_argv
-    argv = pg_dump_argv({**lab.config, "lock_wait_timeout": 7}, "00000003-1", "depotix-backup-dump-1")
+    argv = pg_dump_argv({**lab.config, "lock_wait_timeout": 7}, "depotix-backup-dump-1")
     assert "--lock-wait-timeout=7000" in argv and argv[argv.index("pg_dump") + 1] == "-Fc"
     assert "PGAPPNAME=depotix-backup-dump-1" in argv

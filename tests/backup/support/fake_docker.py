@@ -39,6 +39,12 @@ def split_exec(args: list[str]) -> tuple[dict[str, str], list[str]]:
 def run_exec(args: list[str]) -> int:
     extra_env, command = split_exec(args)
     env = dict(os.environ, PGHOST=os.environ["FAKE_DOCKER_PGHOST"], **extra_env)
+    if command[:2] == ["sh", "-c"] and "read -r snapshot" in command[2]:
+        # pg_dump waiting for its snapshot's id on stdin (snapshot.py), as the container's sh runs it.
+        snapshot = sys.stdin.readline().strip()
+        if not snapshot:
+            return 1
+        command = [*command[3:], f"--snapshot={snapshot}"]
     program = os.path.basename(command[0])
     if program in CLIENTS and os.environ.get("FAKE_DOCKER_DB_DOWN"):
         sys.stderr.write(f"{program}: error: connection to server on socket failed: No such file or directory\n")

@@ -62,17 +62,6 @@ def first_error(text: str, default: str = "no message") -> str:
     return last_line(text, default)
 
 
-def database_answers(config: dict[str, Any]) -> None:
-    """Fail early, with a clear message, when the database does not answer."""
-    probe = docker_exec(config, ["pg_isready", "-U", config["user"], "-d", config["database"]],
-                        capture_output=True, text=True, timeout=docker_timeout(config))
-    if probe.returncode != 0:
-        raise BackupError(
-            f"database {config['database']} in container {config['container']} does not answer "
-            f"({last_line(probe.stderr or probe.stdout)}): start it (site.yml) and rerun; earlier dumps are untouched."
-        )
-
-
 def psql_argv(config: dict[str, Any], database: str) -> list[str]:
     """Return psql's arguments (after the container): unaligned output, stop at the first error."""
     return ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", config["user"], "-d", database]

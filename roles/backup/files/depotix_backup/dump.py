@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from depotix_backup import clock
-from depotix_backup.database import CHECKSUM_METHOD, database_answers
+from depotix_backup.database import CHECKSUM_METHOD
 from depotix_backup.errors import BackupError
-from depotix_backup.files import free_bytes, fsync_path, list_archive, remove_quietly, sha256_of, write_durably
+from depotix_backup.files import Lister, free_bytes, fsync_path, remove_quietly, sha256_of, write_durably
 from depotix_backup.ledger import ledger_release
 from depotix_backup.names import dump_name, next_sequence, sidecars, temporary
 from depotix_backup.snapshot import run_dump
@@ -69,13 +69,17 @@ def put_in_place(final: Path, partial: Path, meta: dict[str, Any]) -> None:
 def write_dump(config: dict[str, Any], partial: Path, final: Path, now: dt.datetime, label: str,
                release: str | None) -> dict[str, Any]:
     """Dump into `partial`, check it, and put it in place with its sidecars; return its record."""
+    lister = Lister(config)  # its docker exec starts while pg_dump runs
     try:
-        held = run_dump(config, partial)
-    except BackupError as exc:
-        message = full_disk_message(Path(config["directory"]), str(exc))
-        raise BackupError(message or f"{exc}; no partial dump was kept and earlier dumps are untouched.") from exc
-    checksum = sha256_of(partial)
-    entries = list_archive(config, partial)
+        try:
+            held = run_dump(config, partial)
+        except BackupError as exc:
+            message = full_disk_message(Path(config["directory"]), str(exc))
+            raise BackupError(message or f"{exc}; no partial dump was kept and earlier dumps are untouched.") from exc
+        checksum = sha256_of(partial)
+        entries = lister.entries(partial)
+    finally:
+        lister.close()
     meta = {"file": final.name, "sha256": checksum, "created": now.isoformat(timespec="seconds"),
             "sequence": next_sequence(config), "label": label, "release": release,
             "database": config["database"], "tables": held["tables"], "rows": sum(held["tables"].values()),
@@ -88,7 +92,6 @@ def write_dump(config: dict[str, Any], partial: Path, final: Path, now: dt.datet
 def cmd_dump(config: dict[str, Any], label: str | None) -> dict[str, Any]:
     """Take one verified dump; return its path, checksum and what it holds."""
     backup_dir = Path(config["directory"])
-    database_answers(config)
     release = ledger_release(config)
     label = label or release or ""
     final, now = unique_final_path(config, label)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +72,17 @@ def rejected_by_pg_restore(stderr: str) -> bool:
     return any(line.startswith(("pg_restore: error:", "pg_restore: [")) for line in stderr.splitlines())
 
 
+def judge_listing(config: dict[str, Any], name: str, returncode: int, stdout: bytes, stderr_bytes: bytes) -> int:
+    """Return the entries of a finished `pg_restore --list`; raise Corrupt or Unreachable when it failed."""
+    if returncode != 0:
+        stderr = stderr_bytes.decode(errors="replace")
+        if returncode == 1 and rejected_by_pg_restore(stderr):
+            raise Corrupt(f"pg_restore --list rejects {name}: {first_error(stderr)}")
+        raise Unreachable(f"pg_restore --list could not run in container {config['container']} "
+                          f"(exit {returncode}: {last_line(stderr, 'no message')})")
+    return sum(1 for line in stdout.decode(errors="replace").splitlines() if line and not line.startswith(";"))
+
+
 def list_archive(config: dict[str, Any], path: Path) -> int:
     """Return the number of entries `pg_restore --list` finds in a dump.
 
@@ -81,14 +95,69 @@ def list_archive(config: dict[str, Any], path: Path) -> int:
                                  timeout=docker_timeout(config))
     except OSError as exc:
         raise Unreachable(f"{path.name} cannot be read ({exc.strerror})") from exc
-    if listed.returncode != 0:
-        stderr = listed.stderr.decode(errors="replace")
-        if listed.returncode == 1 and rejected_by_pg_restore(stderr):
-            raise Corrupt(f"pg_restore --list rejects {path.name}: {first_error(stderr)}")
-        raise Unreachable(f"pg_restore --list could not run in container {config['container']} "
-                          f"(exit {listed.returncode}: {last_line(stderr, 'no message')})")
-    return sum(1 for line in listed.stdout.decode(errors="replace").splitlines()
-               if line and not line.startswith(";"))
+    return judge_listing(config, path.name, listed.returncode, listed.stdout, listed.stderr)
+
+
+class Lister:
+    """`pg_restore --list` started ahead (its `docker exec` starts while pg_dump runs), fed a dump once written.
+
+    pg_restore reads the archive's header and table of contents, lists them and exits:
+    the same check as list_archive, without a `docker exec` start after the dump.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.output = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()
+        argv = [config["docker"], "exec", "-i", config["container"], "pg_restore", "--list"]
+        try:
+            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self.output, stderr=self.errors)
+        except OSError as exc:
+            raise Unreachable(f"the docker CLI {config['docker']} cannot run ({exc.strerror})") from exc
+
+    def entries(self, path: Path) -> int:
+        """Feed `path` to pg_restore (until it has read what it needs); return list_archive's answer."""
+        unreadable: list[str] = []
+
+        def feed() -> None:
+            assert self.process.stdin
+            try:
+                with path.open("rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        self.process.stdin.write(chunk)
+                self.process.stdin.close()
+            except BrokenPipeError:
+                pass  # pg_restore has read the table of contents and exited
+            except OSError as exc:
+                unreadable.append(exc.strerror or str(exc))
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            returncode = self.process.wait(timeout=docker_timeout(self.config))
+        except subprocess.TimeoutExpired as exc:
+            self.close()
+            raise Unreachable(f"docker exec pg_restore in container {self.config['container']} did not answer "
+                              f"within {docker_timeout(self.config):g} s (backup_docker_timeout): check the "
+                              "Docker daemon (systemctl status docker)") from exc
+        feeder.join()
+        if unreadable:
+            raise Unreachable(f"{path.name} cannot be read ({unreadable[0]})")
+        self.output.seek(0)
+        self.errors.seek(0)
+        return judge_listing(self.config, path.name, returncode, self.output.read(), self.errors.read())
+
+    def close(self) -> None:
+        """Stop pg_restore if it still runs; drop its output."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for stream in (self.process.stdin, self.output, self.errors):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
 
 
 def wait_for_lock(fh: Any, lock_path: Path, deadline: float) -> None:

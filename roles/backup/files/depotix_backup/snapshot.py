@@ -22,6 +22,10 @@ from depotix_backup.database import (docker_timeout, first_error, parse_snapshot
                                      snapshot_sql)
 from depotix_backup.errors import BackupError, Unreachable
 
+# What psql or docker say when the database is not there to answer (rather than refusing something).
+NOT_ANSWERING = ("connection to server", "could not connect", "is not running", "No such container",
+                 "the database system is", "Cannot connect to the Docker daemon")
+
 
 def lock_wait(config: dict[str, Any]) -> int:
     """Return the seconds a table lock is waited for (the settings' lock_wait_timeout; 0 waits forever)."""
@@ -63,19 +67,29 @@ def export_snapshot(config: dict[str, Any], session: subprocess.Popen) -> str:
     snapshot = session.stdout.readline().strip() if answered else ""
     if not snapshot:
         session.kill()
-        reason = (first_error(session.stderr.read()) if answered else
-                  f"no answer within {docker_timeout(config):g} s (backup_docker_timeout)")
+        if not answered:
+            raise BackupError("could not open a snapshot of the database: no answer within "
+                              f"{docker_timeout(config):g} s (backup_docker_timeout)")
+        reason = first_error(session.stderr.read())
+        if any(sign in reason for sign in NOT_ANSWERING):
+            raise BackupError(f"database {config['database']} in container {config['container']} does not answer "
+                              f"({reason}): start it (site.yml) and rerun")
         raise BackupError("could not open a snapshot of the database: " + reason)
     return snapshot
 
 
-def pg_dump_argv(config: dict[str, Any], snapshot: str, name: str) -> list[str]:
-    """Return the command that dumps the database (custom format) as it is in `snapshot`."""
+# pg_dump's `docker exec` starts beside the session's and waits for the snapshot's id on its
+# stdin: the two start-ups overlap instead of adding up. "$0" "$@" is pg_dump and its arguments.
+AWAIT_SNAPSHOT = 'read -r snapshot && exec "$0" "$@" --snapshot="$snapshot"'
+
+
+def pg_dump_argv(config: dict[str, Any], name: str) -> list[str]:
+    """Return the command that dumps the database (custom format) in the snapshot whose id it reads on stdin."""
     seconds = lock_wait(config)
     lock_args = [f"--lock-wait-timeout={seconds * 1000}"] if seconds > 0 else []
-    return [config["docker"], "exec", "-i", "-e", f"PGAPPNAME={name}", config["container"], "pg_dump", "-Fc",
-            "-Z", str(config.get("compress", 6)), f"--snapshot={snapshot}", *lock_args, "-U", config["user"],
-            "-d", config["database"]]
+    return [config["docker"], "exec", "-i", "-e", f"PGAPPNAME={name}", config["container"], "sh", "-c",
+            AWAIT_SNAPSHOT, "pg_dump", "-Fc", "-Z", str(config.get("compress", 6)), *lock_args,
+            "-U", config["user"], "-d", config["database"]]
 
 
 def lock_message(config: dict[str, Any], stderr: str) -> str | None:
@@ -117,48 +131,54 @@ def remaining(deadline: float) -> float:
     return max(0.01, deadline - time.monotonic())
 
 
-def dump_in_snapshot(config: dict[str, Any], session: subprocess.Popen, snapshot: str, out: Path,
-                     names: dict[str, str]) -> tuple[str, str]:
-    """Run pg_dump into `out` (flushed to the disk) while the session reads the record; return its output.
+def dump_in_snapshot(config: dict[str, Any], session: subprocess.Popen, dump: subprocess.Popen,
+                     names: dict[str, str]) -> tuple[bytes, str, str]:
+    """Give pg_dump the session's snapshot and wait for both; return pg_dump's stderr and the session's output.
 
-    The exporting transaction stays open until pg_dump is done: it imports the snapshot
-    when it starts, whenever that is.
+    The session reads the record (row counts, checksums, migrations) while pg_dump runs;
+    its exporting transaction stays open until pg_dump is done (pg_dump imports the
+    snapshot when it starts, whenever that is).
     """
-    assert session.stdin
+    assert session.stdin and dump.stdin
     deadline = time.monotonic() + dump_limit(config)
-    with out.open("wb") as fh:
-        dump = start(pg_dump_argv(config, snapshot, names["pg_dump"]), stdin=subprocess.DEVNULL, stdout=fh,
-                     stderr=subprocess.PIPE)
-        try:
-            try:
-                session.stdin.write(snapshot_sql())
-                session.stdin.flush()
-            except BrokenPipeError:
-                pass  # the session died: pg_dump fails too, and says why
-            try:
-                _, dump_err = dump.communicate(timeout=remaining(deadline))
-                stdout, stderr = session.communicate("\nCOMMIT;\n", timeout=remaining(deadline))
-            except subprocess.TimeoutExpired:
-                raise BackupError(timeout_message(config, names)) from None
-            if dump.returncode == 0:
-                os.fsync(fh.fileno())
-        finally:
-            if dump.poll() is None:
-                dump.kill()
-                dump.wait()
-    if dump.returncode != 0:
-        error = dump_err.decode(errors="replace")
-        raise BackupError("pg_dump failed: " + (lock_message(config, error) or first_error(error)))
-    return stdout, stderr
+    snapshot = export_snapshot(config, session)
+    try:
+        dump.stdin.write(snapshot.encode() + b"\n")
+        dump.stdin.flush()  # communicate() closes it
+    except BrokenPipeError:
+        pass  # pg_dump's exec already failed: its stderr says why
+    try:
+        session.stdin.write(snapshot_sql())
+        session.stdin.flush()
+    except BrokenPipeError:
+        pass  # the session died: pg_dump fails too, and says why
+    try:
+        _, dump_err = dump.communicate(timeout=remaining(deadline))
+        stdout, stderr = session.communicate("\nCOMMIT;\n", timeout=remaining(deadline))
+    except subprocess.TimeoutExpired:
+        raise BackupError(timeout_message(config, names)) from None
+    return dump_err, stdout, stderr
 
 
 def run_dump(config: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Dump the database into `out`; return what it holds (parse_snapshot's row counts, checksums, migrations)."""
+    """Dump the database into `out` (flushed to the disk); return what it holds (parse_snapshot's record)."""
     names = application_names()
     session = open_session(config, names["session"])
     try:
-        snapshot = export_snapshot(config, session)
-        stdout, stderr = dump_in_snapshot(config, session, snapshot, out, names)
+        with out.open("wb") as fh:
+            dump = start(pg_dump_argv(config, names["pg_dump"]), stdin=subprocess.PIPE, stdout=fh,
+                         stderr=subprocess.PIPE)
+            try:
+                dump_err, stdout, stderr = dump_in_snapshot(config, session, dump, names)
+                if dump.returncode == 0:
+                    os.fsync(fh.fileno())
+            finally:
+                if dump.poll() is None:
+                    dump.kill()
+                    dump.wait()
+        if dump.returncode != 0:
+            error = dump_err.decode(errors="replace")
+            raise BackupError("pg_dump failed: " + (lock_message(config, error) or first_error(error)))
         if session.returncode != 0:
             raise BackupError("recording the row counts failed: " + (lock_message(config, stderr)
                                                                        or first_error(stderr)))
