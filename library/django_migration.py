@@ -40,6 +40,10 @@ description:
     A timeout that strikes after every migration was applied changes nothing, the task succeeds. If the
     undoing itself is cut off at the hard limit (O(timeout) plus a grace), the task fails with
     RV(kind=state_unknown); check the state with O(state=query).
+  - On PostgreSQL, O(state=migrated) holds an advisory lock (key 7201508) from before it reads the state until
+    it ends, so migrations on one database run one at a time - also from several hosts of the C(api) group. A
+    second task waits for it up to half its O(timeout) (at most 60 s), then fails with RV(kind=migrate_locked),
+    naming the session that holds it. Check mode and O(state=query) do not take it.
   - Works with any Django project; the project's C(manage.py) selects its settings as usual.
 version_added: "1.0.0"
 author:
@@ -469,7 +473,7 @@ kind:
   description:
     - On failure, what went wrong - V(unknown_app), V(unknown_target), V(ambiguous_target),
       V(multiple_leaves), V(conflicting_targets), V(ghosts), V(irreversible), V(lossy), V(drop_app),
-      V(migrate_failed), V(timeout), V(state_unknown), V(django_failed), V(container_unavailable),
+      V(migrate_locked), V(migrate_failed), V(timeout), V(state_unknown), V(django_failed), V(container_unavailable),
       V(docker_failed) and a few more.
     - V(state_unknown) - undoing a failed or timed-out C(migrate) was cut off at the hard limit, so the
       migration state is neither the one before nor the one asked for; run O(state=query).

@@ -639,6 +639,8 @@ def handle_request(
 
     progress = progress or Progress()
     connection = connections["default"]
+    if request["action"] == "migrate":
+        hold_migrate_lock(connection, min(60.0, float(request.get("timeout") or 120) / 2))
     executor = new_executor(connection)
     before = describe_state(executor.loader)
     result: Dict[str, Any] = {"ok": True, "django_version": django.get_version(), "before": before}
@@ -694,6 +696,38 @@ def handle_request(
     result["migrate_output"] = run_migrate(connection, runs, goal, before, after, request, output, progress)
     result["after"] = current_state(connection)
     return progress.settle(result)
+
+
+MIGRATE_LOCK = 7201508  # PostgreSQL advisory lock key: one migrate at a time per database
+
+
+def hold_migrate_lock(connection: Any, wait: float) -> None:
+    """Take MIGRATE_LOCK for this session (freed when the process ends), waiting up to ``wait`` s; else refuse."""
+    if connection.vendor != "postgresql":
+        return
+    import time
+
+    deadline = time.monotonic() + wait
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('application_name', %s, false)", ["django_migration " + os.uname()[1]])
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [MIGRATE_LOCK])
+            if cursor.fetchone()[0]:
+                return
+            if time.monotonic() > deadline:
+                cursor.execute(
+                    "SELECT pid, application_name, client_addr, backend_start FROM pg_stat_activity WHERE pid IN"
+                    " (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted)",
+                    [MIGRATE_LOCK],
+                )
+                holders = ", ".join("pid %s (%s from %s, connected %s)" % row for row in cursor.fetchall())
+                raise ProbeError(
+                    "migrate_locked",
+                    "Another migrate holds the migration lock (advisory lock %d) of this database: session %s. "
+                    "Waited %d s; nothing was migrated. Run again once it has finished."
+                    % (MIGRATE_LOCK, holders or "gone", wait),
+                )
+            time.sleep(0.5)
 
 
 def plan_named_targets(

@@ -114,7 +114,12 @@ def new_entry(
 
 
 def write_entries(path: str, entries: List[Entry], mode: str) -> None:
-    """Write the ledger atomically: a temporary file next to it, then a rename, so no reader sees half a file."""
+    """Write the ledger atomically: a temporary file next to it, fsynced, then a rename, so no reader sees half a file.
+
+    The directory is fsynced after the rename, so that after a crash the ledger is the old
+    one or the new one, whole. Plays write it under the host lock (roles/host_lock), so no
+    two writers read, append and rename at once.
+    """
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".releases.", dir=directory)
     try:
@@ -129,3 +134,8 @@ def write_entries(path: str, entries: List[Entry], mode: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -170,6 +170,82 @@ def test_failed_write_keeps_the_previous_ledger_whole_and_leaves_no_temporary_fi
     assert sorted(item.name for item in tmp_path.iterdir()) == ["releases.json"]
 
 
+# A process that dies (SIGKILL) in the middle of write_entries: half the new ledger written to the
+# temporary file, or the temporary file complete and the rename not done yet.
+CRASHING_WRITER = r"""
+import json, os, signal, sys
+sys.path.insert(0, sys.argv[1])
+import release_ledger as ledger
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def dump_half_then_die(data, handle, **kwargs):
+    text = json.dumps(data, **kwargs)
+    handle.write(text[: len(text) // 2])
+    handle.flush()
+    os.fsync(handle.fileno())
+    die()
+
+if sys.argv[4] == "mid-write":
+    ledger.json.dump = dump_half_then_die
+else:
+    ledger.os.replace = lambda source, target: die()
+ledger.write_entries(sys.argv[2], json.loads(sys.argv[3]), "0640")
+"""
+
+
+@pytest.mark.parametrize("crash", ["mid-write", "before-rename"])
+def test_crash_while_writing_leaves_the_previous_ledger_whole(tmp_path: Path, crash: str) -> None:
+    path = tmp_path / "releases.json"
+    old = [deploy("1.0"), deploy("2.0")]
+    write_entries(str(path), old, "0640")
+    before = path.read_bytes()
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_WRITER, str(MODULE_UTILS), str(path), json.dumps(old + [deploy("2.1")]), crash],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # The crash happened, with the new ledger (or half of it) in a temporary file beside the old one.
+    assert crashed.returncode == -9, crashed.stderr
+    leftovers = [item for item in tmp_path.iterdir() if item.name != "releases.json"]
+    assert len(leftovers) == 1 and leftovers[0].name.startswith(".releases.")
+    written = leftovers[0].read_text()
+    if crash == "before-rename":
+        assert json.loads(written)["entries"][-1]["release"] == "2.1"
+    else:
+        with pytest.raises(ValueError):
+            json.loads(written)
+    # The ledger is the old one, byte for byte, and the next write goes through.
+    assert path.read_bytes() == before
+    assert load_entries(str(path)) == old
+    write_entries(str(path), old + [deploy("2.2")], "0640")
+    assert releases(load_entries(str(path))) == ["1.0", "2.0", "2.2"]
+
+
+def test_write_fsyncs_the_directory_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: List[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        synced.append("directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def replace(source: str, target: str) -> None:
+        synced.append("rename")
+        real_replace(source, target)
+
+    monkeypatch.setattr(ledger.os, "fsync", fsync)
+    monkeypatch.setattr(ledger.os, "replace", replace)
+    write_entries(str(tmp_path / "releases.json"), [deploy("1.0")], "0640")
+
+    assert synced == ["file", "rename", "directory"]
+
+
 # --- the module ------------------------------------------------------------------------------
 
 
