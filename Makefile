@@ -9,7 +9,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export DEPOTIX_SECRETS_DIR ?= $(CURDIR)/.lab-secrets
 PYTEST := $(VENV)/bin/python -m pytest
 # Each suite is its own pytest run: their conftest modules would clash in one.
-UNIT_SUITES := tests/unit tests/lab tests/roles tests/security tests/backup tests/app
+UNIT_SUITES := tests/unit tests/lab tests/roles tests/security tests/backup tests/app tests/rollback
 
 .PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-backup clean
 
