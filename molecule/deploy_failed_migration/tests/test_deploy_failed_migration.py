@@ -1,32 +1,46 @@
-"""0008 aborts on qty_base = 0: the deploy undoes itself, 1.0 runs, nothing is lost."""
+"""0008 aborts on qty_base = 0: the deploy undoes itself by migrating back, 1.0 runs, nothing is lost.
 
-from depotix_checks import applied_migrations, assert_api_serves, columns, ledger, recorded, run_log, table_counts
+This is the first of the scenario's three deploys; what it left was recorded before the
+next one started (converge.yml), and those records are what is checked here.
+"""
+
+from depotix_checks import assert_api_serves, columns, content_changes, ledger, recorded, run_log
+from undo_checks import final_message, said, undo_reports
 
 
 def test_release_1_0_runs_again_and_is_healthy(host):
+    assert recorded(host, "state_after_2_0")["image"] == "depotix-lab/api:1.0"
     assert_api_serves(host, "1.0")
 
 
-def test_inventory_is_still_at_0007(host):
-    assert applied_migrations(host, "inventory")[-1] == "0007_populate_customer_numbers"
+def test_inventory_went_back_to_0007(host):
+    assert recorded(host, "state_after_2_0")["inventory"] == "0007_populate_customer_numbers"
 
 
 def test_the_idempotency_key_column_was_never_left_behind(host):
     assert "idempotency_key" not in columns(host, "inventory_stockmovement")
 
 
-def test_every_row_is_still_there(host):
-    assert table_counts(host) == recorded(host, "counts_before_deploy")
+def test_every_row_is_still_there_with_its_contents(host):
+    assert recorded(host, "counts_after_2_0") == recorded(host, "counts_before_deploy")
+    assert content_changes(recorded(host, "checksums_before_deploy"), recorded(host, "checksums_after_2_0")) == {}
 
 
 def test_ledger_marks_the_2_0_deploy_failed_and_1_0_current(host):
     entries = ledger(host)
-    assert (entries[-1]["release"], entries[-1]["outcome"]) == ("2.0", "failed")
-    assert "qty_base" in entries[-1]["note"] or "0008" in entries[-1]["note"]
+    failed = [e for e in entries if e["release"] == "2.0"]
+    assert [e["outcome"] for e in failed] == ["failed"]
+    assert "qty_base" in failed[0]["note"] or "0008" in failed[0]["note"]
     assert [e["release"] for e in entries if e["outcome"] == "ok"] == ["1.0"]
+
+
+def test_the_undo_migrated_back_and_restored_nothing(host):
+    report = undo_reports(host, "2.0")[0]
+    assert (report["migrations_back"], report["restore"]["outcome"]) == (True, "not needed")
 
 
 def test_the_play_failed_saying_what_failed_and_what_runs_now():
     log = run_log("deploy")
-    assert "Deploying 2.0 failed at" in log
-    assert "1.0 runs again and is healthy" in log
+    assert said(log, "Deploying 2.0 failed at"), final_message(log)
+    assert said(log, "Undone: migrations back to"), final_message(log)
+    assert said(log, "1.0 runs again and is healthy"), final_message(log)

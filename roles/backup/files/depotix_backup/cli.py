@@ -70,6 +70,9 @@ def add_named_commands(sub: Any) -> None:
             sub_parser.add_argument("--keep-previous", action="store_true",
                                     help="keep the replaced database as <database>_replaced "
                                          "(discard-previous drops it)")
+            sub_parser.add_argument("--keep-as", default=None, metavar="NAME",
+                                    help="keep the replaced database under this new name, <database>_replaced_<suffix> "
+                                         "(discard-previous --database NAME drops it; no later restore does)")
 
 
 def parse_args(argv: list[str], config_file: Path) -> argparse.Namespace:
@@ -82,7 +85,9 @@ def parse_args(argv: list[str], config_file: Path) -> argparse.Namespace:
     dump = sub.add_parser("dump", help="take a verified dump")
     dump.add_argument("--label", default=None, help="part of the file name; default: the ledger's current release")
     add_named_commands(sub)
-    sub.add_parser("discard-previous", help="drop the database the last restore --keep-previous swapped out")
+    discard = sub.add_parser("discard-previous", help="drop a database a restore swapped out and kept")
+    discard.add_argument("--database", default=None, metavar="NAME",
+                         help="the kept database to drop (default: <database>_replaced, of --keep-previous)")
     prune = sub.add_parser("prune", help="delete the dumps the retention policy does not keep")
     prune.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     prune.add_argument("--verified", default=None, help="the newest dump, just verified (not checked again)")
@@ -107,8 +112,9 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "verify": lambda: (cmd_verify_restore(config, args.name, jobs, args.allow_unrecorded) if args.restore
                            else cmd_verify(config, resolve_dump(config, args.name), args.allow_unrecorded)),
         "plan": lambda: cmd_plan(config, args.name, plan_input()),
-        "restore": lambda: cmd_restore(config, args.name, jobs, args.keep_previous, args.allow_unrecorded),
-        "discard-previous": lambda: cmd_discard_previous(config),
+        "restore": lambda: cmd_restore(config, args.name, jobs, args.keep_previous, args.allow_unrecorded,
+                                       args.keep_as),
+        "discard-previous": lambda: cmd_discard_previous(config, args.database),
         "drill": lambda: cmd_drill(config, args.name, jobs),
         "prune": lambda: cmd_prune(config, args.dry_run, args.verified),
         "offsite": lambda: cmd_offsite(config, args.name),

@@ -8,6 +8,7 @@ compares every table's row count and content checksum, and drops it.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -111,54 +112,155 @@ def restore_and_compare(config: dict[str, Any], verified: dict[str, Any], databa
 
 
 def previous_database(config: dict[str, Any]) -> str:
-    """Return the name the live database gets when a restore swaps it out."""
+    """Return the name the live database gets when a restore swaps it out (unless it is named with --keep-as)."""
     return f"{config['database']}_replaced"
+
+
+def kept_name_problem(config: dict[str, Any], name: str) -> str | None:
+    """Return why `name` cannot be the name of a replaced database, or None when it can.
+
+    Every replaced database is named <database>_replaced, or <database>_replaced_<suffix>
+    (lower-case letters, digits, _): discard-previous drops no other database.
+    """
+    pattern = re.escape(previous_database(config)) + r"(_[a-z0-9_]+)?"
+    if not re.fullmatch(pattern, name) or len(name.encode()) > 63:
+        return (f"{name!r} as the name of a replaced database: {previous_database(config)} or "
+                f"{previous_database(config)}_<suffix> (a-z, 0-9, _; at most 63 bytes)")
+    return None
+
+
+def database_exists(config: dict[str, Any], name: str) -> bool:
+    """Return whether a database of that name exists."""
+    return psql(config, f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(name)};").strip() != "0"
+
+
+# Attempts at the swap when a client connects to the live database again between the end
+# of its sessions and the rename (PostgreSQL then refuses the rename), and the pause between.
+SWAP_ATTEMPTS = 5
+SWAP_PAUSE = 1.0
+BUSY_DATABASE = "is being accessed by other users"
 
 
 def swap_sql(database: str, staging: str, previous: str) -> str:
     """SQL (for psql) that puts `staging` in the place of `database`, which becomes `previous`, in one transaction.
 
-    Sessions on the live database are ended first, since a database cannot be renamed
-    while anyone is connected to it; should one connect again in between, the swap fails
-    as a whole and the live database stays as it was.
+    A database cannot be renamed while anyone is connected to it: swap_databases first
+    closes the live database to new connections (committed, so that new sessions see
+    it), then this transaction ends the sessions still on it and renames both. The
+    replaced database is opened again in the same transaction (it is kept to be read);
+    should anything fail, the transaction is rolled back as a whole and swap_databases
+    opens the live database again.
     """
     live = quote_literal(database)
-    return (f"SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = {live} "
+    return ("BEGIN;\n"
+            f"SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = {live} "
             "AND pid <> pg_backend_pid();\n"
-            "BEGIN;\n"
             f"SELECT format('ALTER DATABASE %I RENAME TO %I', datname, {quote_literal(previous)}) FROM pg_database "
             f"WHERE datname = {live} \\gexec\n"
+            f"SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS true', datname) FROM pg_database "
+            f"WHERE datname = {quote_literal(previous)} \\gexec\n"
             f"ALTER DATABASE {quote_ident(staging)} RENAME TO {quote_ident(database)};\n"
             "COMMIT;\n")
 
 
-def cmd_discard_previous(config: dict[str, Any]) -> dict[str, Any]:
-    """Drop the database a restore swapped out (kept until the application is healthy on the new one)."""
-    previous = previous_database(config)
-    existed = psql(config, f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(previous)};").strip()
+def connections_sql(database: str, allowed: bool) -> str:
+    """SQL that opens or closes a database (if it exists) to new connections, superusers' included."""
+    return (f"SELECT format('ALTER DATABASE %I WITH ALLOW_CONNECTIONS {str(allowed).lower()}', datname) "
+            f"FROM pg_database WHERE datname = {quote_literal(database)} \\gexec\n")
+
+
+def swap_databases(config: dict[str, Any], database: str, staging: str, previous: str) -> int:
+    """Close the live database to new connections, run the swap (again while a session lingers); return the attempts.
+
+    A client that keeps reconnecting cannot get in between the end of its session and
+    the rename. Should the swap fail, the live database is opened again, unchanged.
+    """
+    psql(config, connections_sql(database, False))
+    try:
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            try:
+                psql(config, swap_sql(database, staging, previous))
+                return attempt
+            except BackupError as exc:
+                if BUSY_DATABASE not in str(exc) or attempt == SWAP_ATTEMPTS:
+                    raise BackupError(f"{exc} (swap attempt {attempt} of {SWAP_ATTEMPTS}; {database} is unchanged: "
+                                      "stop what connects to it, then restore again)") from exc
+                time.sleep(SWAP_PAUSE)
+    except BaseException:
+        psql(config, connections_sql(database, True))
+        raise
+    raise AssertionError("unreachable")
+
+
+def advance_sequences_sql(kept: list[tuple[str, int]]) -> str:
+    """SQL that moves each sequence of the restored database that stands below its value in `kept` up to it.
+
+    Prints the name of each sequence moved; sequences the restored database lacks are left out.
+    """
+    values = ", ".join(f"({quote_literal(name)}, {int(value)})" for name, value in kept)
+    return ("SELECT name FROM (SELECT name, setval(name::regclass, value) FROM ("
+            "SELECT kept.name, kept.value FROM pg_sequences s "
+            f"JOIN (VALUES {values}) AS kept(name, value) ON format('%I.%I', s.schemaname, s.sequencename) = kept.name "
+            "WHERE coalesce(s.last_value, 0) < kept.value OFFSET 0) AS behind OFFSET 0) AS moved ORDER BY 1;\n")
+
+
+def advance_sequences(config: dict[str, Any], previous: str) -> list[str]:
+    """Move the restored database's sequences up to where the replaced database's stood; return the moved ones.
+
+    The replaced database holds the rows written since the dump. Their ids are not
+    handed out again, so those rows can be copied back later without a clash.
+    """
+    listed = psql(config, "SELECT format('%I.%I', schemaname, sequencename) || '|' || last_value FROM pg_sequences "
+                          "WHERE last_value IS NOT NULL ORDER BY 1;", database=previous)
+    kept = [(name, int(value)) for name, value in (line.rsplit("|", 1) for line in listed.splitlines() if line)]
+    if not kept:
+        return []
+    return psql(config, advance_sequences_sql(kept), database=config["database"]).split()
+
+
+def cmd_discard_previous(config: dict[str, Any], name: str | None = None) -> dict[str, Any]:
+    """Drop a database a restore swapped out (<database>_replaced, or the one named), kept until asked."""
+    previous = name or previous_database(config)
+    problem = kept_name_problem(config, previous)
+    if problem:
+        raise BackupError(f"discard-previous refuses {problem}. Nothing was dropped.")
+    existed = database_exists(config, previous)
     psql(config, f"DROP DATABASE IF EXISTS {quote_ident(previous)} WITH (FORCE);")
-    return {"changed": existed != "0", "dropped": previous if existed != "0" else None}
+    return {"changed": existed, "dropped": previous if existed else None}
 
 
 def cmd_restore(config: dict[str, Any], name: str, jobs: int, keep_previous: bool,
-                allow_unrecorded: bool = False) -> dict[str, Any]:
+                allow_unrecorded: bool = False, keep_as: str | None = None) -> dict[str, Any]:
     """Restore a verified dump over the live database.
 
     The dump goes into a new database first and its row counts are checked; only then
-    is it swapped in, in one transaction, the live database becoming <database>_replaced.
-    That one is dropped at the end, or with --keep-previous kept until
-    `discard-previous` (restore.yml drops it once the API is healthy). A run killed
-    halfway leaves the live database as it was, and running again starts over. A dump
-    whose record is missing or torn is refused unless `allow_unrecorded`.
+    is it swapped in, in one transaction, the live database becoming <database>_replaced
+    (or `keep_as`). That one is dropped at the end, or with --keep-previous kept until
+    `discard-previous` (restore.yml drops it once the API is healthy); with --keep-as it
+    is kept under that name, which must be new: a kept database is never dropped by a
+    later restore. A kept database keeps its ids: the restored database's sequences are
+    moved past them. A run killed halfway leaves the live database as it was, and running
+    again starts over. A dump whose record is missing or torn is refused unless
+    `allow_unrecorded`.
     """
     started, watch = time.monotonic(), Stopwatch()
+    database = config["database"]
+    staging, previous = f"{database}_restoring", keep_as or previous_database(config)
+    keep_previous = keep_previous or bool(keep_as)
+    if keep_as:
+        problem = kept_name_problem(config, keep_as) or (
+            f"{keep_as}: a database of that name exists already (drop it with discard-previous --database {keep_as}, "
+            "or name another)" if database_exists(config, keep_as) else None)
+        if problem:
+            raise BackupError(f"restore --keep-as refuses {problem}. Nothing was changed.")
     verified = cmd_verify(config, resolve_dump(config, name), allow_unrecorded)
     watch.lap("verify")
-    database = config["database"]
-    staging, previous = f"{database}_restoring", previous_database(config)
-    restored = restore_and_compare(config, verified, staging, jobs, watch, checksums=False, also_drop=(previous,))
-    psql(config, swap_sql(database, staging, previous))
+    restored = restore_and_compare(config, verified, staging, jobs, watch, checksums=False,
+                                   also_drop=() if keep_as else (previous,))
+    attempts = swap_databases(config, database, staging, previous)
     watch.lap("swap")
+    swapped_out = database_exists(config, previous)
+    advanced = advance_sequences(config, previous) if keep_previous and swapped_out else []
     if not keep_previous:
         cmd_discard_previous(config)
         watch.lap("drop_previous")
@@ -168,7 +270,8 @@ def cmd_restore(config: dict[str, Any], name: str, jobs: int, keep_previous: boo
             "compared": verified.get("tables") is not None, "phases": watch.phases,
             "unchecked": [] if verified.get("tables") is not None else ["row counts"],
             "record_problem": verified["record_problem"],
-            "previous_database": previous if keep_previous else None,
+            "previous_database": previous if keep_previous and swapped_out else None,
+            "swap_attempts": attempts, "sequences_advanced": advanced,
             "seconds": round(time.monotonic() - started, 2)}
 
 

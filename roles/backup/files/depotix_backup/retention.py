@@ -79,12 +79,17 @@ def select_retained(dumps: list[Dump], now: dt.datetime, keep_last: int, keep_da
 
 
 def restore_in_progress(config: dict[str, Any]) -> frozenset[str]:
-    """Return the dumps an unfinished restore.yml run relies on (its dump and its safety dump)."""
+    """Return the dumps an unfinished restore.yml run relies on: its dump and the safety dump of each of its runs."""
     try:
         marker = json.loads(Path(config["restore_marker"]).read_text())
     except (OSError, ValueError):
         return frozenset()
-    return frozenset(str(marker.get(key)) for key in ("dump", "safety_backup") if marker.get(key))
+    if not isinstance(marker, dict):
+        return frozenset()
+    runs = marker.get("runs") if isinstance(marker.get("runs"), list) else []
+    names = [marker.get("dump"), marker.get("safety_backup")]
+    names += [run.get("safety_backup") for run in runs if isinstance(run, dict)]
+    return frozenset(str(name) for name in names if name)
 
 
 def orphans(config: dict[str, Any], dumps: list[Dump]) -> list[Path]:
