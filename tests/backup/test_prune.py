@@ -61,6 +61,18 @@ def test_the_dumps_of_a_restore_in_progress_survive_pruning(lab, dumped):
     assert old in lab.run_json("prune")["kept"]
 
 
+def test_the_safety_dump_of_every_run_of_a_restore_in_progress_survives_pruning(lab, dumped):
+    file = dumped()["file"]
+    first, second = (copy_as(lab, file, dt.datetime(2020, 1, day, tzinfo=dt.timezone.utc)) for day in (1, 2))
+    record = {"dump": file, "safety_backup": first,
+              "runs": [{"started": "2020-01-01T00:00:00", "safety_backup": first},
+                       {"started": "2020-01-02T00:00:00", "safety_backup": second}]}
+    (lab.directory / ".restore-in-progress.json").write_text(json.dumps(record))
+    lab.write_config(keep_last=0, keep_daily=0, keep_weekly=0)
+    kept = lab.run_json("prune")["kept"]
+    assert first in kept and second in kept
+
+
 def test_the_scheduled_job_dumps_then_prunes(lab, dumped):
     lab.write_config(keep_last=1, keep_daily=0, keep_weekly=0)
     first = dumped("--label", "old")["file"]

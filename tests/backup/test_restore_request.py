@@ -56,6 +56,11 @@ def test_restore_refuses_a_migrate_that_is_not_a_boolean(tmp_path):
     assert_refused_on_the_controller(done, "migrate is true or false")
 
 
+def test_restore_refuses_a_resume_that_is_neither_resume_nor_discard(tmp_path):
+    done = play(tmp_path, "restore.yml", "-e", "backup=latest", "-e", "resume=forget")
+    assert_refused_on_the_controller(done, "resume must be resume (default) or discard, not 'forget'")
+
+
 def test_backup_refuses_a_drill_that_is_not_a_boolean(tmp_path):
     assert_refused_on_the_controller(play(tmp_path, "backup.yml", "-e", "drill=weekly"), "drill is true or false")
 

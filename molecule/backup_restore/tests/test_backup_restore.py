@@ -10,12 +10,18 @@ import json
 import re
 
 import pytest
-from depotix_checks import BACKUP_DIR, applied_migrations, container_health, health, recorded, run_log
+from depotix_checks import (BACKUP_DIR, applied_migrations, assert_remote_work_killed, container_health, health,
+                            killed_at, recorded, run_log)
 
 CRON_FILE = "/etc/cron.d/depotix-backup"
 LOG_FILE = "/var/log/depotix-backup.log"
 
 
+
+
+def said(name: str) -> str:
+    """A run's output with its whitespace folded (the YAML result format wraps long messages)."""
+    return " ".join(run_log(name).split())
 
 
 def text(host, path: str) -> str:
@@ -77,17 +83,51 @@ def test_the_restore_brought_back_every_row_as_it_was_at_backup_time(host):
 
 
 def test_the_killed_restore_had_stopped_the_api_and_left_the_live_database_untouched(host):
-    assert recorded(host, "after_kill") == {"api": "exited", "marker": True, "staging_databases": 1}
+    after = recorded(host, "after_kill")
+    assert after == {"api": "exited", "marker": True, "staging_databases": 1, "crashes": 0}
     assert recorded(host, "rows_after_kill") == recorded(host, "rows_before_restore")
 
 
-def test_the_run_after_the_kill_resumed_it_keeping_the_first_safety_dump(host, scheduled_dump):
-    rerun = run_log("restore")
-    safety = re.search(r"keep the safety dump (depotix_\w+Z_1\.0_before_restore\.dump) of the interrupted", rerun)
-    assert safety, "the second run did not resume the interrupted restore"
-    assert safety.group(1) in dumps_in(recorded(host, "dumps_before_retention"))
+def test_the_kill_reached_pg_restore_in_the_database_container_and_it_is_gone():
+    assert killed_at("restore_killed").startswith("TASK [backup : Restore the dump into a new database")
+    assert "PLAY RECAP" not in run_log("restore_killed")
+    assert_remote_work_killed("restore_killed", "in container server-postgres-1", r"^pg_restore --exit-on-error ")
+
+
+def test_the_killed_run_left_a_record_of_its_request_release_start_and_safety_dump(host, scheduled_dump):
+    record = recorded(host, "marker_after_kill")
+    assert record["dump"] == scheduled_dump
+    assert record["args"] == {"backup": "latest", "migrate": False, "allow_unrecorded": False}
+    assert (record["release"], record["image"]) == ("1.0", "depotix-lab/api:1.0")
+    assert re.fullmatch(r"depotix_\w+Z_1\.0_before_restore\.dump", record["safety_backup"])
+    assert record["runs"] == [{"started": record["started"], "safety_backup": record["safety_backup"]}]
+    assert "failed" not in record  # killed: no rescue ran
+    assert record["safety_backup"] in dumps_in(recorded(host, "dumps_after_kill"))
+
+
+def test_a_rerun_with_other_arguments_is_refused_saying_what_is_in_progress(host, scheduled_dump):
+    log = said("restore_other_request")
+    record = recorded(host, "marker_after_kill")
+    assert f"A restore of {scheduled_dump} is in progress on depotix-backup_restore" in log
+    assert f"started {record['started']}, 1 run(s) so far, the last was interrupted (killed)" in log
+    assert f"Its first safety dump {record['safety_backup']} holds the state before it" in log
+    assert "Run ansible-playbook restore.yml -e backup=latest to finish it" in log
+    assert "or add -e resume=discard to forget it (nothing is undone)" in log and "Nothing was changed." in log
+    assert "Take a safety dump" not in log and "Stop the API" not in log
+    assert text(host, "/root/marker_after_refusal.json") == text(host, "/root/marker_after_kill.json")
+
+
+def test_the_same_request_again_took_a_new_safety_dump_then_finished(host, scheduled_dump):
+    rerun = said("restore")
+    first = recorded(host, "marker_after_kill")["safety_backup"]
+    assert f"whose first safety dump {first} holds the state before it" in rerun  # it resumed that restore
+    taken = re.search(r"took the safety dump (depotix_\w+Z_1\.0_before_restore\.dump) first", rerun)
+    assert taken, "the rerun reported no safety dump of its own"
+    # A new dump, taken after the kill (not among the dumps the killed run left), kept with the first one.
+    assert taken.group(1) != first and taken.group(1) not in dumps_in(recorded(host, "dumps_after_kill"))
+    assert {first, taken.group(1)} <= set(dumps_in(recorded(host, "dumps_before_retention")))
     assert re.search(rf"Restored {scheduled_dump} into depotix in .*every count equal to the record", rerun)
-    assert f"The state before: {safety.group(1)}" in rerun
+    assert f"The state before: {first}" in rerun
 
 
 def test_no_restore_is_left_in_progress(host):
@@ -176,7 +216,8 @@ def test_retention_keeps_exactly_the_two_newest_and_the_newest_of_yesterday(host
     before = recorded(host, "dumps_before_retention")["dumps"]  # newest first
     safety = [d["file"] for d in before if d["label"].endswith("before_restore")]
     yesterday = sorted(d["file"] for d in before if re.search(r"T0000[12]0Z_1\.0\.dump$", d["file"]))
-    assert len(safety) == 2 and len(yesterday) == 2  # one per restore that got that far
+    # One per restore run that got that far: the killed one, its rerun, and the migrated one.
+    assert len(safety) == 3 and len(yesterday) == 2
     kept = {drilled_dump(), safety[0], yesterday[1]}
     assert backup_dir_files(host) == {name + suffix for name in kept for suffix in ("", ".sha256", ".json")}
 

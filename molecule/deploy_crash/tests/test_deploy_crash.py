@@ -1,7 +1,7 @@
 """2.0-broken crashes at start: the health gate fails, 0008 is unapplied, 1.0 runs again."""
 
-from depotix_checks import (applied_migrations, assert_api_serves, check_constraints, columns, ledger, recorded,
-                            run_log, table_counts)
+from depotix_checks import (applied_migrations, assert_api_serves, assert_remote_work_killed, check_constraints,
+                            columns, killed_at, ledger, recorded, run_log, table_counts)
 
 
 def test_release_1_0_runs_again_and_is_healthy(host):
@@ -30,3 +30,24 @@ def test_the_play_failed_saying_what_failed_and_what_runs_now():
     log = run_log("deploy")
     assert "Deploying 2.0-broken failed at" in log
     assert "1.0 runs again and is healthy" in log
+
+
+def test_the_first_deploy_was_killed_with_its_one_off_migration_container():
+    assert killed_at("deploy_killed").startswith("TASK [api : Migrate every app, in a one-off container from its image")
+    assert "PLAY RECAP" not in run_log("deploy_killed")
+    facts = assert_remote_work_killed("deploy_killed", "one-off container django-migration-",
+                                      r'^python3 - \{"action": "migrate"')
+    assert facts["killed"] == [facts["what"].removeprefix("one-off container ")]
+
+
+def test_the_killed_deploy_left_no_container_behind_and_the_old_release_serving(host):
+    left = recorded(host, "after_deploy_kill")
+    assert left["one_off_containers"] == 0  # killed, and removed (docker run --rm)
+    assert left["api_image"] == "depotix-lab/api:1.0"  # killed before the swap
+    # Migrating 0008 is one transaction: killed, it is either rolled back or was committed just before the kill.
+    assert left["inventory_leaf"] in ("0007_populate_customer_numbers", "0008_add_idempotency_and_constraints")
+
+
+def test_the_deploy_run_after_the_kill_finished_its_undo():
+    log = run_log("deploy")
+    assert "PLAY RECAP" in log and "Deploying 2.0-broken failed at" in log
