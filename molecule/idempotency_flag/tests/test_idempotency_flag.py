@@ -2,7 +2,9 @@
 
 import json
 
-from depotix_checks import PROJECT_DIR, container_image, health, killed_at, recorded, run_log, table_counts
+from depotix_checks import (PROJECT_DIR, assert_remote_work_killed, assert_writer_lost_nothing, container_image,
+                            content_changes, health,
+                            killed_at, psql, recorded, report_window, rollback_reports, run_log, writer_figures)
 
 
 def post_movement(host, token: str, key: str) -> dict:
@@ -38,16 +40,38 @@ def test_the_smoke_test_proved_it_and_nothing_was_lost(host):
     report = json.loads(host.file(f"{PROJECT_DIR}/reports/{names[-1]}").content_string)
     assert report["smoke_test"]["keys_ignored"] is True
     assert report["movements_lost"] == 0
-    before = recorded(host, "counts_before_rollback")
-    after = table_counts(host)
-    assert after["inventory_stockmovement"] >= before["inventory_stockmovement"] + 3
-    assert all(after[t] >= n for t, n in before.items())
+
+
+def test_only_the_smoke_test_changed_the_contents(host):
+    # The smoke test adds its three movements (the same key twice, then the OUT that takes
+    # the two units out again) on one item, whose quantity ends as it was: only its
+    # updated_at moves. Every other value of every row of every table is as it was.
+    smoke = [line.split("|") for line in psql(
+        host, "SELECT id, item_id FROM inventory_stockmovement "
+              "WHERE note LIKE 'rollback scenario 3 smoke test%' ORDER BY id").splitlines()]
+    assert len(smoke) == 3 and len({item for _, item in smoke}) == 1
+    changes = content_changes(recorded(host, "checksums_before_rollback"), recorded(host, "checksums_after_rollback"))
+    assert changes == {"inventory_inventoryitem": {"cells_changed": {smoke[0][1]: ["updated_at"]}},
+                       "inventory_stockmovement": {"rows_added": [movement for movement, _ in smoke]}}
+
+
+def test_every_movement_acknowledged_during_the_runs_is_in_the_database(host):
+    (resumed,) = rollback_reports(host, "3")
+    summary, _ = writer_figures(host, "scenario3")
+    windows = {"the killed run": (summary["started_at"], report_window(resumed)[0]),
+               "the rerun": report_window(resumed)}
+    assert_writer_lost_nothing(host, "scenario3", windows, must_succeed=tuple(windows))
 
 
 def test_the_first_run_was_killed_during_the_recreate_and_the_rerun_finished():
     assert killed_at("scenario3_killed").startswith("TASK [api : Ensure the API container runs the release")
     assert "PLAY RECAP" not in run_log("scenario3_killed")
     assert "PLAY RECAP" in run_log("scenario3_resumed")
+
+
+def test_the_kill_reached_the_docker_container_module_on_the_server():
+    # The module's interpreter, started by the connection's docker exec (pipelined: the module on its stdin).
+    assert_remote_work_killed("scenario3_killed", "on the server", r"^/usr/bin/python3(\.[0-9]+)?$")
 
 
 def test_downtime_was_measured_and_bounded(host):
