@@ -213,7 +213,8 @@ def test_remote_options_must_name_one_kind_of_work_on_a_server(argv):
 def test_a_process_whose_name_holds_spaces_and_parentheses_is_read(tmp_path):
     child = subprocess.Popen(["bash", "-c", "exec -a 'odd (name) x' sleep 30"])
     try:
-        wait_for(lambda: (p := kill_during.read_proc(child.pid)) is not None and "sleep" not in p.args)
+        # Until bash has exec'd, the process is bash (and mid-exec its command line may read empty).
+        wait_for(lambda: (p := kill_during.read_proc(child.pid)) is not None and p.args.startswith("odd (name) x"))
         proc = kill_during.read_proc(child.pid)
         assert proc is not None and proc.ppid == os.getpid() and proc.args.startswith("odd (name) x")
     finally:
