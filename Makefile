@@ -52,7 +52,7 @@ lab-down: bootstrap ## Remove the lab server and its volumes
 # more than they compute, so this saves the suites' few minutes of wall time.
 test: lint images ## Every check: lint, then the unit tests beside all Molecule scenarios
 	@mkdir -p .cache; \
-	$(MAKE) --no-print-directory unit >.cache/unit.log 2>&1 & unit_pid=$$!; \
+	nice -n 10 $(MAKE) --no-print-directory unit >.cache/unit.log 2>&1 & unit_pid=$$!; \
 	molecule/run-all.sh && molecule_rc=0 || molecule_rc=$$?; \
 	wait $$unit_pid && unit_rc=0 || unit_rc=$$?; \
 	echo "---- unit tests (.cache/unit.log)"; cat .cache/unit.log; \
