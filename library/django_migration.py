@@ -184,6 +184,33 @@ options:
       - Name or path of the docker CLI on the host.
     type: str
     default: docker
+  graph_cache:
+    description:
+      - Directory on the Docker host that keeps each image's migration graph, one file per image id
+        (mode 0600, the directory 0700). Every probe keeps the graph of its image there when none is
+        kept yet.
+      - With it, O(state=query) starts no Django - it reads which image the container runs (one
+        C(docker inspect)), the graph kept for that image, and C(django_migrations) through the database
+        container's C(psql) (O(database_container)). When any of that is missing or does not check out
+        (a new image, a torn file, squashed migrations, the database container down) it asks the probe
+        as without a cache, and says why in RV(graph_cache). RV(source) says which answered.
+      - Graphs of images no longer on the host are removed whenever a graph is written.
+      - Plans and migrations always run Django's own executor. The one exception is O(state=migrated) for
+        every app to its leaves (no O(app), no O(targets)) when the graph kept shows every app at its one
+        leaf with no ghost - there is nothing to plan or run, and the cache says so (RV(source=cache)).
+    type: path
+  database_container:
+    description:
+      - With O(graph_cache), the database container whose C(psql) reads C(django_migrations), over its
+        local socket (on the same Docker host).
+    type: str
+  database_name:
+    description: With O(graph_cache), the application's database.
+    type: str
+  database_user:
+    description: With O(graph_cache), the database role C(psql) connects as.
+    type: str
+    default: postgres
 attributes:
   check_mode:
     support: full
@@ -196,7 +223,9 @@ attributes:
     description: Runs on the Docker host; needs the docker CLI and access to the engine.
 notes:
   - A O(state=query) runs one C(docker exec) (or C(docker run)) and one Django start; with both
-    O(container) and O(image) given, one C(docker inspect) first decides between them.
+    O(container) and O(image) given, one C(docker inspect) first decides between them. With
+    O(graph_cache) and the graph of the image kept, it runs one C(docker inspect) and one C(psql) read
+    instead.
   - The probe's source, with the protocol module it imports, is sent to the container on stdin;
     nothing is copied into the image.
   - Backwards plans are checked step by step; a forwards plan is always allowed, and
@@ -213,6 +242,15 @@ EXAMPLES = r"""
   django_migration:
     container: api
   register: api_migrations
+
+- name: Read it without starting Django, from the graph kept for the container's image
+  django_migration:
+    container: api
+    image: depotix/api:2.0
+    graph_cache: /var/lib/depotix/migration-graphs
+    database_container: server-postgres-1
+    database_name: depotix
+  register: api_migrations  # api_migrations.source: cache, or probe (and graph_cache.reason says why)
 
 - name: Show the plan to roll inventory back to 0007, changing nothing
   django_migration:
@@ -453,7 +491,7 @@ runner:
            reason: container api is exited}
   contains:
     kind:
-      description: V(exec) (serving container) or V(run) (one-off container).
+      description: V(exec) (serving container), V(run) (one-off container) or V(cache) (no Django, O(graph_cache)).
       type: str
     container:
       description: Container exec'ed into.
@@ -464,6 +502,38 @@ runner:
     reason:
       description: Why the one-off container was used although O(container) was given.
       type: str
+source:
+  description:
+    - What answered - V(probe) (Django in a container) or V(cache) (the graph kept for the image and
+      C(django_migrations), O(graph_cache)).
+  returned: success
+  type: str
+  sample: cache
+graph_cache:
+  description:
+    - With O(graph_cache), what the cache did - RV(graph_cache.reason) why it did not answer a query,
+      RV(graph_cache.written) whether this run kept a graph.
+  returned: success, with O(graph_cache)
+  type: dict
+  sample: {used: false, reason: no graph kept yet for image sha256:3f2a..., written: true,
+           path: /var/lib/depotix/migration-graphs/3f2a....json, removed: []}
+  contains:
+    used:
+      description: The cache answered the query.
+      type: bool
+    reason:
+      description: Why it did not.
+      type: str
+    written:
+      description: This run kept the graph of its image.
+      type: bool
+    path:
+      description: The file of the image's graph.
+      type: str
+    removed:
+      description: Graph files removed because their images are gone.
+      type: list
+      elements: str
 django_version:
   description: Django version in the container.
   returned: success
@@ -506,9 +576,10 @@ output:
 """
 
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.django_migration_cache import DatabaseOptions, GraphCache, Miss
 from ansible.module_utils.django_migration_docker import (
     DjangoMigrationError,
     DockerClient,
@@ -539,11 +610,21 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     timeout=dict(type="int", default=300),
     ledger=dict(type="path"),
     docker_cli=dict(type="str", default="docker"),
+    graph_cache=dict(type="path"),
+    database_container=dict(type="str"),
+    database_name=dict(type="str"),
+    database_user=dict(type="str", default="postgres"),
 )
 
 MODULE_RULES: Dict[str, Any] = dict(
     required_one_of=[("container", "image")],
-    required_by={"network": "image", "env_file": "image", "volumes": "image", "target": "app"},
+    required_by={
+        "network": "image",
+        "env_file": "image",
+        "volumes": "image",
+        "target": "app",
+        "graph_cache": ("database_container", "database_name"),
+    },
     mutually_exclusive=[("targets", "app"), ("targets", "target")],
     supports_check_mode=True,
 )
@@ -607,9 +688,23 @@ def main() -> None:
         docker=docker,
         timeout_bin=module.get_bin_path("timeout"),
     )
+    options = ProbeOptions.from_params(module.params)
+    cache = graph_cache(module, client)
+    cache_report: Dict[str, Any] = {}
+    if cache is not None and module.params["state"] == "query":
+        try:
+            module.exit_json(**dict(cache.query(options), graph_cache={"used": True}))
+        except Miss as miss:
+            cache_report = {"used": False, "reason": str(miss)}
+    elif cache is not None and every_app_to_its_leaf(module):
+        try:
+            module.exit_json(**settled_result(module, cache.at_leaves(options)))
+        except Miss as miss:
+            cache_report = {"used": False, "reason": str(miss)}
+
     problem = None
     try:
-        document, runner = run_probe(client, ProbeOptions.from_params(module.params), build_request(module))
+        document, runner = run_probe(client, options, build_request(module))
         if not document.get("ok"):
             raise failure(document, runner, module.params["ledger"])
     except DjangoMigrationError as error:
@@ -618,12 +713,58 @@ def main() -> None:
         # Outside the except block: the failure is explained in msg, not as a module traceback.
         module.fail_json(msg=problem.msg, **problem.details)
 
+    extra: Dict[str, Any] = {"source": "probe"}
+    if cache is not None:
+        # Why the cache did not answer comes first; what keeping the graph did, after.
+        try:
+            cache_report = dict(cache.remember(runner, document), **cache_report)
+        except OSError as error:
+            cache_report = dict({"written": False, "reason": "the graph could not be kept: %s" % error}, **cache_report)
+        extra["graph_cache"] = dict(cache_report, used=False)
+    document.pop("graph", None)
     if module.params["state"] == "query":
-        module.exit_json(**query_result(document, runner))
+        module.exit_json(**dict(query_result(document, runner), **extra))
     result = migrated_result(document, runner, module.params["app"], module.check_mode)
     if not module._diff:
         result.pop("diff")
-    module.exit_json(**result)
+    module.exit_json(**dict(result, **extra))
+
+
+def every_app_to_its_leaf(module: AnsibleModule) -> bool:
+    """Whether the request is state=migrated for every app to its leaves (no app, no targets)."""
+    params = module.params
+    return params["state"] == "migrated" and not params["app"] and params["targets"] is None
+
+
+class CachedRunner:
+    """The graph kept for the image, where a runner is expected (it describes itself alike)."""
+
+    def __init__(self, described: Dict[str, Any]) -> None:
+        self.described = described
+
+    def describe(self) -> Dict[str, Any]:
+        return self.described
+
+
+def settled_result(module: AnsibleModule, answer: Dict[str, Any]) -> Dict[str, Any]:
+    """Return the state=migrated result of a migrate to the leaves that has nothing to do."""
+    document = {"before": answer["apps"], "after": answer["apps"], "plan": [], "drops": [],
+                "django_version": answer["django_version"]}
+    result = migrated_result(document, CachedRunner(answer["runner"]), None, module.check_mode)
+    if not module._diff:
+        result.pop("diff")
+    return dict(result, source="cache", graph_cache={"used": True})
+
+
+def graph_cache(module: AnsibleModule, client: DockerClient) -> Optional[GraphCache]:
+    """Return the graph cache the options ask for, or None."""
+    params = module.params
+    if not params["graph_cache"]:
+        return None
+    database = DatabaseOptions(
+        container=params["database_container"], name=params["database_name"], user=params["database_user"]
+    )
+    return GraphCache(client, params["graph_cache"], database)
 
 
 if __name__ == "__main__":

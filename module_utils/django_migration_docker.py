@@ -11,9 +11,11 @@ docker with ``--env-file`` and never read here.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
+import zlib
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -32,7 +34,8 @@ ONE_OFF_PREFIX = "django-migration-"
 # The program the container runs on ``python -``, made of two files: the protocol and the probe, which
 # imports it. Pasting one after the other would not do: each starts with a docstring and a ``from
 # __future__`` import (which must come first in a file), and their globals would mix. So this bootstrap
-# carries both sources as (ASCII-escaped) string literals and
+# carries both sources as string literals (zlib-compressed, base64: the program must stay well within a
+# pipe buffer, 64 KiB, so that a docker that exits before reading it is explained, not a broken pipe) and
 #   1. runs the protocol as a module named ansible.module_utils.django_migration_protocol and puts it in
 #      sys.modules; the probe's ordinary ``from ansible.module_utils.django_migration_protocol import ...``
 #      then finds it there (an import looks in sys.modules first, before any parent package, so the
@@ -41,12 +44,15 @@ ONE_OFF_PREFIX = "django-migration-"
 # Each source is compiled under its own file name, with its lines in linecache, so tracebacks name them.
 CONTAINER_BOOTSTRAP = """\
 # django_migration: the protocol module, then the probe (module_utils/django_migration_docker.py).
+import base64
 import linecache
 import sys
 import types
+import zlib
 
 
-def run_source(source, filename, namespace):
+def run_source(packed, filename, namespace):
+    source = zlib.decompress(base64.b64decode(packed)).decode("utf-8")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec", dont_inherit=True), namespace)
 
@@ -184,14 +190,26 @@ def module_source(module: ModuleType) -> str:
     return source
 
 
-def container_program() -> str:
-    """Return the program sent to ``python -`` in the container: the protocol, then the probe run as __main__."""
+def pack_source(source: str) -> str:
+    """Return a source as the bootstrap carries it: zlib-compressed, base64 (``unpack_source`` reverses it)."""
+    return base64.b64encode(zlib.compress(source.encode("utf-8"), 9)).decode("ascii")
+
+
+def unpack_source(packed: str) -> str:
+    return zlib.decompress(base64.b64decode(packed)).decode("utf-8")
+
+
+def container_program(probe_source: Optional[str] = None) -> str:
+    """Return the program sent to ``python -`` in the container: the protocol, then the probe run as __main__.
+
+    ``probe_source`` replaces the probe's own source (tests that patch the probe).
+    """
     return CONTAINER_BOOTSTRAP.format(
         protocol_name=protocol_module.__name__,
         protocol_file="django_migration_protocol.py",
-        protocol_source=module_source(protocol_module),
+        protocol_source=pack_source(module_source(protocol_module)),
         probe_file="django_migration_probe.py",
-        probe_source=module_source(probe_module),
+        probe_source=pack_source(probe_source if probe_source is not None else module_source(probe_module)),
     )
 
 

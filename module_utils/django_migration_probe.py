@@ -46,11 +46,13 @@ import runpy
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from ansible.module_utils.django_migration_protocol import (
     ACTIONS,
+    GRAPH_FORMAT,
     UNLISTED_CHOICES,
     TargetSpec,
     drop_holds_data,
@@ -58,6 +60,7 @@ from ansible.module_utils.django_migration_protocol import (
     migration_number,
     normalise_targets,
     render,
+    state_from_graph,
     step_key,
     tail,
 )
@@ -106,26 +109,31 @@ def ordered_app_nodes(graph: Any, app: str) -> List[str]:
     return names
 
 
+def describe_graph(loader: Any) -> Dict[str, Any]:
+    """Return the loaded code's migration graph (GRAPH_FORMAT), as the host keeps it per image.
+
+    ``squashed`` says the project has squashed migrations: Django then shapes the
+    graph by what is applied, so such a graph is never kept for later queries.
+    """
+    graph = loader.graph
+    return {
+        "format": GRAPH_FORMAT,
+        "apps": {
+            app: {"order": ordered_app_nodes(graph, app), "leaf": sorted(key[1] for key in graph.leaf_nodes(app))}
+            for app in sorted({key[0] for key in graph.nodes})
+        },
+        "on_disk": sorted([app, name] for app, name in set(loader.disk_migrations) | set(graph.nodes)),
+        "squashed": bool(getattr(loader, "replacements", None)),
+    }
+
+
 def describe_state(loader: Any) -> AppsState:
-    """Return applied, unapplied, leaf and ghost migrations for every app.
+    """Return applied, unapplied, leaf and ghost migrations for every app (``state_from_graph``).
 
     Ghosts are migrations recorded as applied in the database whose files the
     loaded code does not contain.
     """
-    graph = loader.graph
-    applied = set(loader.applied_migrations)
-    on_disk = set(loader.disk_migrations) | set(graph.nodes)
-    labels = {key[0] for key in graph.nodes} | {key[0] for key in applied}
-    state: AppsState = {}
-    for app in sorted(labels):
-        names = ordered_app_nodes(graph, app)
-        state[app] = {
-            "applied": [name for name in names if (app, name) in applied],
-            "unapplied": [name for name in names if (app, name) not in applied],
-            "leaf": sorted(key[1] for key in graph.leaf_nodes(app)),
-            "ghosts": sorted(key[1] for key in applied if key[0] == app and key not in on_disk),
-        }
-    return state
+    return state_from_graph(describe_graph(loader), loader.applied_migrations)
 
 
 def applied_keys(state: AppsState) -> List[str]:
@@ -643,7 +651,12 @@ def handle_request(
         hold_migrate_lock(connection, min(60.0, float(request.get("timeout") or 120) / 2))
     executor = new_executor(connection)
     before = describe_state(executor.loader)
-    result: Dict[str, Any] = {"ok": True, "django_version": django.get_version(), "before": before}
+    result: Dict[str, Any] = {
+        "ok": True,
+        "django_version": django.get_version(),
+        "before": before,
+        "graph": describe_graph(executor.loader),
+    }
     if request["action"] == "query":
         return progress.settle(result)
 
@@ -800,19 +813,30 @@ def run_migrate(
     from django.core.management import call_command
 
     migrate_output = progress.migrate_output
-    try:
-        for arguments in runs:
-            call_command(
-                "migrate",
-                *arguments,
-                interactive=False,
-                verbosity=1,
-                stdout=migrate_output,
-                stderr=migrate_output,
-            )
-        stop_soft_timer()  # inside the try: a timeout that strikes before this line is handled below
-    except BaseException as error:
-        stop_soft_timer()
+    attempt = 0
+    failed: Optional[BaseException] = None
+    while True:
+        attempt += 1
+        try:
+            for arguments in runs:
+                call_command(
+                    "migrate",
+                    *arguments,
+                    interactive=False,
+                    verbosity=1,
+                    stdout=migrate_output,
+                    stderr=migrate_output,
+                )
+            stop_soft_timer()  # inside the try: a timeout that strikes before this line is handled below
+            break
+        except BaseException as error:
+            if try_again_after_lock_conflict(connection, error, attempt, before, request, migrate_output):
+                continue
+            stop_soft_timer()
+            failed = error
+            break
+    if failed is not None:
+        error = failed
         if isinstance(error, ProbeTimeout) and state_reached(connection, expected):
             lines = migrate_output.getvalue().splitlines() + [TIMER_AFTER_MIGRATE % request.get("timeout")]
             progress.migrated(lines)
@@ -826,6 +850,54 @@ def run_migrate(
 
 
 TIMER_AFTER_MIGRATE = "(django_migration) The timeout of %s s struck after every migration was applied; they stand."
+
+# A migration that takes its locks in another order than concurrent sessions (the API's
+# writes) can deadlock with them, and PostgreSQL then ends the migration's transaction:
+# nothing of it stands, so it is run again, up to MIGRATE_ATTEMPTS times in all.
+LOCK_CONFLICTS = {"40P01": "deadlock", "55P03": "lock wait timeout", "40001": "serialization failure"}
+MIGRATE_ATTEMPTS = 4
+RETRY_NOTE = (
+    "(django_migration) attempt %d of %d ended in a %s with another session; the migration state is back to "
+    "where it started, running migrate again"
+)
+
+
+def lock_conflict(error: BaseException) -> Optional[str]:
+    """Return what kind of lock conflict ended a migrate (an error or one it was raised from), or None."""
+    seen: Set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if code in LOCK_CONFLICTS:
+            return LOCK_CONFLICTS[code]
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def try_again_after_lock_conflict(
+    connection: Any,
+    error: BaseException,
+    attempt: int,
+    before: AppsState,
+    request: Dict[str, Any],
+    migrate_output: io.StringIO,
+) -> bool:
+    """After a migrate ended by a lock conflict: bring the state back to ``before`` and say to run again.
+
+    False (the failure stands) for any other error, a timeout, the last attempt, or a
+    state that could not be brought back.
+    """
+    conflict = None if isinstance(error, ProbeTimeout) else lock_conflict(error)
+    if conflict is None or attempt >= MIGRATE_ATTEMPTS:
+        return False
+    if current_state(connection) != before:
+        restored, _note, _now = restore_state(connection, before, bool(request.get("allow_lossy")))
+        if not restored:
+            return False
+    migrate_output.write(RETRY_NOTE % (attempt, MIGRATE_ATTEMPTS, conflict) + "\n")
+    time.sleep(min(0.5 * attempt, 2.0))
+    return True
 
 
 def reached(now: Optional[AppsState], expected: Optional[AppsState]) -> bool:

@@ -10,7 +10,11 @@ Both sides use this one file, so each constant has a single source:
 - ``tail``: the last lines of output worth showing, ``OUTPUT_TAIL_LINES`` of them;
 - names: ``step_key`` (a plan step as ``app.name``) and ``migration_number``;
 - drops (tables and columns a backwards plan drops): ``drop_sentence`` and
-  ``drop_holds_data``, so the refusal's and the module's ``lossy_steps`` read alike.
+  ``drop_holds_data``, so the refusal's and the module's ``lossy_steps`` read alike;
+- the migration state: ``state_from_graph`` turns an image's migration graph
+  (``GRAPH_FORMAT``: what the probe reports as ``graph``, and what the host keeps
+  per image) and the applied migrations into every app's state, so the probe and
+  the cached query (``django_migration_cache``) answer with one rule.
 
 On the host it is imported as ``ansible.module_utils.django_migration_protocol``.
 In the container ``django_migration_docker.container_program`` installs it under
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 BEGIN = "----- django_migration result begin -----"
 END = "----- django_migration result end -----"
@@ -30,9 +34,37 @@ PROTOCOL = 1
 ACTIONS = ("query", "plan", "migrate")
 UNLISTED_CHOICES = ("keep", "zero")
 OUTPUT_TAIL_LINES = 20
+# Version of the migration graph document (the probe's ``graph``, the host's cache files).
+GRAPH_FORMAT = 1
 
 # A targets entry: a name or prefix (or "zero"), None for the leaf, or a list of leaf names.
 TargetSpec = Union[None, str, List[str]]
+
+
+# --- The migration state --------------------------------------------------------------------
+
+
+def state_from_graph(graph: Dict[str, Any], applied: Iterable[Any]) -> Dict[str, Dict[str, List[str]]]:
+    """Return applied, unapplied, leaf and ghost migrations for every app.
+
+    ``graph`` is the image's migration graph: ``apps`` ({app: {order: names in
+    dependency order, leaf: leaf names}}) and ``on_disk`` (every [app, name] with
+    a file). ``applied`` holds (app, name) pairs recorded in django_migrations.
+    Ghosts are applied migrations whose files the image does not contain.
+    """
+    done = {(str(app), str(name)) for app, name in applied}
+    on_disk = {(str(app), str(name)) for app, name in graph["on_disk"]}
+    apps = graph["apps"]
+    state: Dict[str, Dict[str, List[str]]] = {}
+    for app in sorted(set(apps) | {key[0] for key in done}):
+        names = list(apps.get(app, {}).get("order", []))
+        state[app] = {
+            "applied": [name for name in names if (app, name) in done],
+            "unapplied": [name for name in names if (app, name) not in done],
+            "leaf": sorted(apps.get(app, {}).get("leaf", [])),
+            "ghosts": sorted(key[1] for key in done if key[0] == app and key not in on_disk),
+        }
+    return state
 
 
 # --- The result document -------------------------------------------------------------------

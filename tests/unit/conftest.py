@@ -90,7 +90,7 @@ def run_patched_probe(
     guard = '\nif __name__ == "__main__":\n'
     assert source.count(guard) == 1
     head = source[: source.index(guard)]
-    program = container_program().replace(ascii(source), ascii(head + "\n" + patch + "\nsys.exit(main())\n"))
+    program = container_program(probe_source=head + "\n" + patch + "\nsys.exit(main())\n")
     assert program != container_program()
     return run_program(db_path, request, program, cwd, timeout=90, **env)
 

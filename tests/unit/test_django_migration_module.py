@@ -61,7 +61,13 @@ def test_argument_spec_rules_match_the_documented_requirements() -> None:
 
     assert rules["supports_check_mode"] is True
     assert ("container", "image") in rules["required_one_of"]
-    assert rules["required_by"] == {"network": "image", "env_file": "image", "volumes": "image", "target": "app"}
+    assert rules["required_by"] == {
+        "network": "image",
+        "env_file": "image",
+        "volumes": "image",
+        "target": "app",
+        "graph_cache": ("database_container", "database_name"),
+    }
     assert rules["mutually_exclusive"] == [("targets", "app"), ("targets", "target")]
 
 

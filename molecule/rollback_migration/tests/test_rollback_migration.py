@@ -61,13 +61,15 @@ def test_every_movement_acknowledged_during_the_runs_is_in_the_database(host):
     assert_writer_lost_nothing(host, "scenario1", windows, must_succeed=("the killed run", "the rerun"))
 
 
-def test_each_run_wrote_a_report_with_a_backup_and_no_loss(host):
+def test_each_run_wrote_a_report_with_no_loss_and_a_backup_when_it_had_work(host):
     runs = reports(host, "1")
     assert len(runs) == 2
     first, second = runs
     assert first["backup"].startswith("/home/deploy/backups/") and first["movements_lost"] == 0
     assert first["migrations_after"]["inventory"]["applied"][-1] == "0007_populate_customer_numbers"
     assert second["plan"][-1].strip() == "nothing to do: already there"
+    # A run with nothing to do changes nothing, so it takes no backup.
+    assert second["backup"] is None and second["movements_lost"] == 0
 
 
 def test_the_first_run_was_killed_while_it_migrated():
