@@ -11,7 +11,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Each suite is its own pytest run: their conftest modules would clash in one.
 UNIT_SUITES := tests/unit tests/lab tests/roles tests/security tests/backup tests/app tests/rollback
 
-.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-backup clean
+.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-rollback bench-backup clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -47,18 +47,22 @@ lab: images ## Start the lab server and deploy the stack into it (site.yml)
 lab-down: bootstrap ## Remove the lab server and its volumes
 	@ansible-playbook lab/playbooks/down.yml
 
-# The unit suites run beside the Molecule scenarios (their output is kept in
-# .cache/unit.log and shown when both are done): the scenarios wait on containers
-# more than they compute, so this saves the suites' few minutes of wall time.
-test: lint images ## Every check: lint, then the unit tests beside all Molecule scenarios
+# The lint and the unit suites run beside the Molecule scenarios, at a lower priority
+# (their output is kept in .cache/lint.log and .cache/unit.log and shown when all are
+# done): the machine's cores are what the scenarios wait for, and the checks fill the
+# gaps instead of adding their minutes in front.
+test: images ## Every check: lint and the unit tests beside all Molecule scenarios
 	@mkdir -p .cache; \
+	nice -n 10 $(MAKE) --no-print-directory lint >.cache/lint.log 2>&1 & lint_pid=$$!; \
 	nice -n 10 $(MAKE) --no-print-directory unit >.cache/unit.log 2>&1 & unit_pid=$$!; \
 	molecule/run-all.sh && molecule_rc=0 || molecule_rc=$$?; \
+	wait $$lint_pid && lint_rc=0 || lint_rc=$$?; \
 	wait $$unit_pid && unit_rc=0 || unit_rc=$$?; \
+	echo "---- lint (.cache/lint.log)"; cat .cache/lint.log; \
 	echo "---- unit tests (.cache/unit.log)"; cat .cache/unit.log; \
 	verdict() { [ "$$1" -eq 0 ] && echo passed || echo FAILED; }; \
-	echo "test: lint passed, unit tests $$(verdict $$unit_rc), molecule $$(verdict $$molecule_rc)"; \
-	[ $$unit_rc -eq 0 ] && [ $$molecule_rc -eq 0 ]
+	echo "test: lint $$(verdict $$lint_rc), unit tests $$(verdict $$unit_rc), molecule $$(verdict $$molecule_rc)"; \
+	[ $$lint_rc -eq 0 ] && [ $$unit_rc -eq 0 ] && [ $$molecule_rc -eq 0 ]
 
 lint: bootstrap ## yamllint, ansible-lint (production profile), secret scan
 	yamllint --strict .
@@ -75,6 +79,10 @@ molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, def
 
 bench-migration: bootstrap ## Time django_migration state=query against a bare showmigrations (make lab first)
 	bench/migration_query.py --server depotix-lab --runs 20
+
+bench-rollback: bootstrap ## Time rollback.yml -e scenario=1 against the bare commands (make lab first)
+	bench/rollback.py --server depotix-lab --rounds 5 --json bench/rollback_demo.json
+	bench/rollback.py --server depotix-lab --rounds 3 --movements 1000000 --json bench/rollback_1m.json
 
 bench-backup: images ## Time our backup and restore against bare pg_dump / pg_restore (1,000,000 movements)
 	BENCH_REPEATS=7 bench/backup_restore.sh

@@ -60,9 +60,12 @@ def open_session(config: dict[str, Any], name: str) -> subprocess.Popen:
 def export_snapshot(config: dict[str, Any], session: subprocess.Popen) -> str:
     """Open a repeatable-read transaction in the session; return the id of the snapshot it exports."""
     assert session.stdin and session.stdout and session.stderr
-    session.stdin.write(f"SET lock_timeout = '{lock_wait(config)}s';\n"
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
-    session.stdin.flush()
+    try:
+        session.stdin.write(f"SET lock_timeout = '{lock_wait(config)}s';\n"
+                            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\nSELECT pg_export_snapshot();\n")
+        session.stdin.flush()
+    except BrokenPipeError:
+        pass  # the session's docker exec already ended (the database is down, say): its stderr says why
     answered = select.select([session.stdout], [], [], docker_timeout(config))[0]
     snapshot = session.stdout.readline().strip() if answered else ""
     if not snapshot:
