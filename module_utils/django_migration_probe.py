@@ -891,10 +891,9 @@ def try_again_after_lock_conflict(
     conflict = None if isinstance(error, ProbeTimeout) else lock_conflict(error)
     if conflict is None or attempt >= MIGRATE_ATTEMPTS:
         return False
-    if current_state(connection) != before:
-        restored, _note, _now = restore_state(connection, before, bool(request.get("allow_lossy")))
-        if not restored:
-            return False
+    restored, _note, _now = restore_state(connection, before, bool(request.get("allow_lossy")))
+    if not restored:
+        return False
     migrate_output.write(RETRY_NOTE % (attempt, MIGRATE_ATTEMPTS, conflict) + "\n")
     time.sleep(min(0.5 * attempt, 2.0))
     return True
