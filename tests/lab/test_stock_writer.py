@@ -91,6 +91,14 @@ def start_writer(tmp_path: Path, token_file: Path, port: int, *extra: str) -> su
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_notes(api: StandInApi, count: int, within: float = 60) -> None:
+    """Until the stand-in has answered `count` movements (a loaded machine starts the writer late)."""
+    deadline = time.monotonic() + within
+    while len(api.notes) < count:
+        assert time.monotonic() < deadline, f"the writer sent {len(api.notes)} movements in {within} s"
+        time.sleep(0.05)
+
+
 def stop_writer(tmp_path: Path, writer: subprocess.Popen) -> dict:
     (tmp_path / "stop").touch()
     _, err = writer.communicate(timeout=30)
@@ -107,7 +115,7 @@ def check(tmp_path: Path, found: list[str]) -> tuple[dict, str]:
 
 def test_each_acknowledged_movement_is_named_and_found(api, token_file, tmp_path):
     writer = start_writer(tmp_path, token_file, api.server_port)
-    time.sleep(1.5)
+    wait_for_notes(api, 21)
     summary = stop_writer(tmp_path, writer)
     assert summary["acknowledged"] == summary["sent"] == len(api.notes) > 20
     assert summary["acknowledged_ids"] == [f"writer:t:{n}" for n in range(1, summary["sent"] + 1)]
@@ -122,7 +130,7 @@ def test_each_acknowledged_movement_is_named_and_found(api, token_file, tmp_path
 
 def test_a_movement_missing_from_the_database_is_lost_by_name(api, token_file, tmp_path):
     writer = start_writer(tmp_path, token_file, api.server_port)
-    time.sleep(1)
+    wait_for_notes(api, 4)
     summary = stop_writer(tmp_path, writer)
     missing = summary["acknowledged_ids"][3]
     verdict, _ = check(tmp_path, [note for note in api.notes if note != missing] + ["writer:t:999999"])
