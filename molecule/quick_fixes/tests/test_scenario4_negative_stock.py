@@ -30,12 +30,12 @@ def md5(text: str) -> str:
 def test_only_the_corrections_changed_the_contents(host):
     # The fix adds one ADJUST per item it corrects and sets those items' quantities from
     # -7 and -3 to 0. Every other value of every row of every table is as it was.
-    before = recorded(host, "checksums_before_rollback")
+    before = recorded(host, "checksums_before_scenario4")
     adjusts = [line.split("|") for line in psql(
         host, "SELECT id, item_id FROM inventory_stockmovement "
               "WHERE type = 'ADJUST' AND note LIKE 'rollback scenario 4:%' ORDER BY id").splitlines()]
     items = sorted({item for _, item in adjusts}, key=int)
-    changes = content_changes(before, recorded(host, "checksums_after_rollback"))
+    changes = content_changes(before, recorded(host, "checksums_after_scenario4"))
     assert changes == {"inventory_inventoryitem": {"cells_changed": {item: ["quantity"] for item in items}},
                        "inventory_stockmovement": {"rows_added": [movement for movement, _ in adjusts]}}
     cells = before["inventory_inventoryitem"]["cells"]
