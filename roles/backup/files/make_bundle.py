@@ -1,23 +1,21 @@
 #!/usr/bin/env python3
-"""Bundle the backup script's library into one zip file, on the controller.
+"""Bundle the backup script's library into one zip file, on the controller, printed in base64.
 
-Run by the backup role (tasks/install.yml) before it copies the library to a host: one
-file to copy instead of one per module, and Python imports the package straight from
+Run by the backup role (tasks/install.yml) before it installs the library on a host: one
+file to install instead of one per module, and Python imports the package straight from
 the zip (zipimport). The zip holds the depotix_backup package and release_ledger.py;
-it is deterministic (sorted names, fixed times and modes), so the copy changes nothing
-when the sources did not change. Its path is printed: <dest_dir>/depotix-backup-<hash>.zip,
-written under a temporary name and renamed, so parallel runs never see half a file.
+it is deterministic (sorted names, fixed times and modes), so installing it changes
+nothing when the sources did not change. The zip goes to stdout, base64-encoded, for the
+host_files module (one task with the script, the settings and the stamp).
 
-    make_bundle.py FILES_DIR DEST_DIR
+    make_bundle.py FILES_DIR
 """
 
 from __future__ import annotations
 
-import hashlib
+import base64
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -45,15 +43,10 @@ def zip_bytes(members: list[tuple[str, bytes]]) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    files_dir, dest_dir = Path(argv[0]), Path(argv[1])
-    data = zip_bytes(bundle_members(files_dir))
-    dest = dest_dir / f"depotix-backup-{hashlib.sha256(data).hexdigest()[:16]}.zip"
-    if not dest.exists():
-        handle, temporary = tempfile.mkstemp(dir=dest_dir, prefix=".depotix-backup-")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, dest)
-    print(dest)
+    if len(argv) != 1:
+        sys.stderr.write("usage: make_bundle.py FILES_DIR\n")
+        return 2
+    sys.stdout.write(base64.b64encode(zip_bytes(bundle_members(Path(argv[0])))).decode("ascii") + "\n")
     return 0
 
 
