@@ -49,7 +49,9 @@ options:
         type: str
         default: root
   files:
-    description: Files to ensure, in this order. Each has exactly one of O(files[].content) and O(files[].content_base64).
+    description:
+      - Files to ensure, in this order. Each has exactly one of O(files[].content) and O(files[].content_base64),
+        or O(files[].keep_content=true).
     type: list
     elements: dict
     default: []
@@ -64,6 +66,12 @@ options:
       content_base64:
         description: The file's bytes, base64-encoded (for binary files such as a zip).
         type: str
+      keep_content:
+        description:
+          - The file is written by someone else (a log); it is created empty when missing, its content is
+            never compared nor replaced, only its mode and owner. Give no content then.
+        type: bool
+        default: false
       mode:
         description: Mode, as an octal string such as V("0600").
         type: str
@@ -223,6 +231,10 @@ def ensure_directory(entry: Dict[str, Any], check_mode: bool) -> Optional[Dict[s
 
 def content_of(entry: Dict[str, Any]) -> bytes:
     text, encoded = entry.get("content"), entry.get("content_base64")
+    if entry.get("keep_content"):
+        if text is not None or encoded is not None:
+            raise FilesError("%s: keep_content takes no content" % entry["path"])
+        return b""
     if (text is None) == (encoded is None):
         raise FilesError("%s: give exactly one of content and content_base64" % entry["path"])
     if text is not None:
@@ -273,7 +285,8 @@ def ensure_file(entry: Dict[str, Any], check_mode: bool, planned: Set[str]) -> O
     if info is None:
         what = ["created"]
     else:
-        what = ([] if same_content(path, content) else ["content"]) + attribute_changes(info, mode, uid, gid)
+        kept = entry.get("keep_content") or same_content(path, content)
+        what = ([] if kept else ["content"]) + attribute_changes(info, mode, uid, gid)
     if not what or check_mode:
         return {"path": path, "what": what} if what else None
     if "created" in what or "content" in what:
@@ -302,6 +315,7 @@ def main() -> None:
                     attributes,
                     content=dict(type="str", no_log=True),
                     content_base64=dict(type="str", no_log=True),
+                    keep_content=dict(type="bool", default=False),
                 ),
             ),
         ),

@@ -149,3 +149,23 @@ def test_a_replaced_file_leaves_no_temporary_file_behind(tmp_path: Path, capsys:
     (tmp_path / "etc" / "api.env").write_text("old\n")
     result_of(capsys, request(tmp_path))
     assert sorted(p.name for p in (tmp_path / "etc").iterdir()) == ["api.env", "bundle.zip", "secrets"]
+
+
+def test_a_file_written_by_someone_else_is_created_empty_then_only_its_mode_is_kept(tmp_path: Path, capsys: Any) -> None:
+    log = {"path": str(tmp_path / "backup.log"), "keep_content": True, "mode": "0600", "owner": ME, "group": MY_GROUP}
+    first = result_of(capsys, {"files": [log]})
+    assert first["changes"] == [{"path": str(tmp_path / "backup.log"), "what": ["created"]}]
+    assert (tmp_path / "backup.log").read_bytes() == b"" and mode_of(tmp_path / "backup.log") == "0o600"
+    (tmp_path / "backup.log").write_text("a line the script wrote\n")
+    (tmp_path / "backup.log").chmod(0o644)
+    again = result_of(capsys, {"files": [log]})
+    assert again["changes"] == [{"path": str(tmp_path / "backup.log"), "what": ["mode"]}]
+    assert (tmp_path / "backup.log").read_text() == "a line the script wrote\n"
+    assert result_of(capsys, {"files": [log]})["changed"] is False
+
+
+def test_keep_content_with_a_content_is_refused(tmp_path: Path, capsys: Any) -> None:
+    entry = {"path": str(tmp_path / "x.log"), "keep_content": True, "content": "some text", "mode": "0600",
+             "owner": ME, "group": MY_GROUP}
+    result = result_of(capsys, {"files": [entry]})
+    assert result["failed"] is True and "keep_content takes no content" in result["msg"]
