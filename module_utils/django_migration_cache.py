@@ -4,8 +4,8 @@ An image's migrations never change, so the graph Django builds from them (every
 app's migrations in dependency order, its leaves, the files present) is computed
 once, by the probe, and kept in ``<directory>/<image id>.json`` (mode 0600, in a
 0700 directory). A ``state=query`` then costs one ``docker inspect`` (which image
-the container runs) and one read of ``django_migrations`` through the database
-container's ``psql``; ``state_from_graph`` (the probe's own rule) does the rest.
+the container runs) and, at the same time, one read of ``django_migrations`` through the
+database container's ``psql``; ``state_from_graph`` (the probe's own rule) does the rest.
 
 The cache answers only when everything checks out; otherwise it says why and the
 module asks the probe, as without a cache:
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -127,10 +128,28 @@ class GraphCache:
         return rows
 
     def query(self, options: ProbeOptions) -> Dict[str, Any]:
-        """Return the module's query result from the kept graph, or raise Miss."""
-        image_id = self.image_of(options)
-        kept = self.load(image_id)
-        apps = state_from_graph(kept["graph"], self.applied())
+        """Return the module's query result from the kept graph, or raise Miss.
+
+        The read of django_migrations runs beside the lookup of the image and its graph (two
+        docker calls at once instead of one after the other)."""
+        read: Dict[str, Any] = {}
+
+        def read_applied() -> None:
+            try:
+                read["rows"] = self.applied()
+            except Exception as error:  # raised below, in the caller's thread  # pylint: disable=broad-except
+                read["error"] = error
+
+        reader = threading.Thread(target=read_applied, name="django_migrations-read", daemon=True)
+        reader.start()
+        try:
+            image_id = self.image_of(options)
+            kept = self.load(image_id)
+        finally:
+            reader.join()
+        if "error" in read:
+            raise read["error"]
+        apps = state_from_graph(kept["graph"], read["rows"])
         return {
             "changed": False,
             "apps": apps,

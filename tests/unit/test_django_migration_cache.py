@@ -73,9 +73,9 @@ def test_the_cached_answer_is_the_probes_in_every_state(
     assert second["source"] == "cache" and second["runner"]["kind"] == "cache"
     assert second["apps"] == expected
     assert second["django_version"] == first["django_version"]
-    # No Django started: one inspect of the container's image, one psql read.
+    # No Django started: one inspect of the container's image, one psql read (at the same time).
     commands = [call[:2] for call in host.calls()[calls_before:]]
-    assert commands == [["inspect", "--type"], ["exec", "db"]]
+    assert sorted(commands) == [["exec", "db"], ["inspect", "--type"]]
     if ghost:
         assert second["apps"]["shop"]["ghosts"] == ["0099_from_a_newer_release"]
 
@@ -189,7 +189,7 @@ def test_a_migrate_to_the_leaves_with_nothing_to_do_is_answered_from_the_graph(
     assert (again["changed"], again["source"], again["plan"]) == (False, "cache", [])
     assert again["before"] == again["after"] == first["before"] and again["apps"] == first["apps"]
     assert again["diff"]["before"] == again["diff"]["after"]
-    assert [call[0] for call in host.calls()[calls_before:]] == ["inspect", "exec"]
+    assert sorted(call[0] for call in host.calls()[calls_before:]) == ["exec", "inspect"]
 
 
 def test_a_migrate_with_something_to_do_runs_django(

@@ -176,14 +176,33 @@ def test_host_side_reads_the_probe_only_as_source_text() -> None:
     importers = [path.name for path in HOST_FILES if "django_migration_probe" in imports_of(path)]
     assert importers == ["django_migration_docker.py"]
 
+    # Its one import is inside a function that is never called: it only tells Ansible to bundle it.
     tree = ast.parse((MODULE_UTILS / "django_migration_docker.py").read_text(encoding="utf-8"))
-    uses = [node for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id == "probe_module"]
-    calls = [
-        ast.unparse(node.func)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and any(arg in uses for arg in node.args)
-    ]
-    assert calls == ["module_source"] and len(uses) == 1  # imported for bundling; only its source is read
+    holders = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+               and any(isinstance(inner, ast.ImportFrom) and any(alias.name == "django_migration_probe"
+                                                                  for alias in inner.names)
+                       for inner in ast.walk(node))]
+    assert holders == ["_bundle_the_probe"]
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Name) and node.func.id == "_bundle_the_probe"]
+    assert calls == []
+
+
+def test_the_host_never_imports_the_probe_yet_ships_its_source() -> None:
+    program = f"""
+import sys
+import ansible.module_utils
+ansible.module_utils.__path__.append({str(MODULE_UTILS)!r})
+sys.path.insert(0, {str(LIBRARY)!r})
+import django_migration
+from ansible.module_utils.django_migration_docker import container_program, read_probe_source
+program = container_program()
+print(int("ansible.module_utils.django_migration_probe" in sys.modules), len(read_probe_source()))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    imported, length = done.stdout.split()
+    assert imported == "0"
+    assert int(length) == len(PROBE.read_text(encoding="utf-8"))
 
 
 def test_protocol_imports_nothing_but_the_standard_library() -> None:
