@@ -156,22 +156,14 @@ class FilesError(Exception):
     """A request that cannot be carried out; the message says which path and why."""
 
 
-def user_id(name: str) -> int:
+def account_id(name: str, kind: str) -> int:
+    """Return the numeric id of a user or group (kind) given by name or number."""
     if name.isdigit():
         return int(name)
     try:
-        return pwd.getpwnam(name).pw_uid
+        return pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise FilesError("no user named %r on the host" % name) from None
-
-
-def group_id(name: str) -> int:
-    if name.isdigit():
-        return int(name)
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise FilesError("no group named %r on the host" % name) from None
+        raise FilesError("no %s named %r on the host" % (kind, name)) from None
 
 
 def parse_mode(path: str, mode: str) -> int:
@@ -188,7 +180,7 @@ def wanted(entry: Dict[str, Any]) -> Tuple[int, int, int]:
     path = entry["path"]
     if not os.path.isabs(path):
         raise FilesError("%s: the path must be absolute" % path)
-    return parse_mode(path, entry["mode"]), user_id(entry["owner"]), group_id(entry["group"])
+    return parse_mode(path, entry["mode"]), account_id(entry["owner"], "user"), account_id(entry["group"], "group")
 
 
 def attribute_changes(info: os.stat_result, mode: int, uid: int, gid: int) -> List[str]:
