@@ -52,6 +52,20 @@ python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8000
 rm -f "$dump" "$dump.sha256"
 """
 FORWARD = "docker exec api python manage.py migrate inventory > /dev/null"
+# The tasks on the host that scenario 1 needs: take the lock, read the ledger (with the
+# record of an interrupted rollback), plan with Django, integrity SQL and /healthz before,
+# the dump, the migrate, integrity SQL and /healthz after, the report, give the lock back.
+TASKS_NEEDED = 11
+# The floor of any play doing that: ansible-playbook with as many trivial tasks on the host.
+FLOOR_PLAY = """---
+- name: The floor of a play with {count} tasks on the host
+  hosts: api
+  gather_facts: false
+  tasks:
+{tasks}"""
+FLOOR_TASK = """    - name: Trivial task {number} on the host
+      ansible.builtin.ping:
+"""
 
 
 def run(argv: List[str], **kwargs) -> subprocess.CompletedProcess:
@@ -72,6 +86,20 @@ def ours(env: Dict[str, str]) -> float:
     start = time.perf_counter()
     run(["ansible-playbook", "rollback.yml", "-e", "scenario=1"], env=env)
     return time.perf_counter() - start
+
+
+def play_seconds(env: Dict[str, str], playbook: Path) -> float:
+    start = time.perf_counter()
+    run(["ansible-playbook", str(playbook)], env=env)
+    return time.perf_counter() - start
+
+
+def floor_playbook(count: int) -> Path:
+    """Write a playbook of ``count`` ping tasks on the api host; return its path."""
+    path = PROJECT / "bench" / (".floor_%d.yml" % count)
+    tasks = "".join(FLOOR_TASK.format(number=number + 1) for number in range(count))
+    path.write_text(FLOOR_PLAY.format(count=count, tasks=tasks), encoding="utf-8")
+    return path
 
 
 def movements(server: str) -> int:
@@ -109,18 +137,28 @@ def main(argv: List[str]) -> int:
     if args.movements:
         add_movements(args.server, args.movements)
     count = movements(args.server)
-    samples: Dict[str, List[float]] = {"ours": [], "bare": []}
+    samples: Dict[str, List[float]] = {"ours": [], "bare": [], "empty_play": [], "floor_play": []}
+    plays = {"empty_play": floor_playbook(0), "floor_play": floor_playbook(TASKS_NEEDED)}
     load_before = os.getloadavg()[0]
-    for round_number in range(args.rounds):
-        order = ("ours", "bare") if round_number % 2 == 0 else ("bare", "ours")
-        for kind in order:
-            seconds = ours(env) if kind == "ours" else on_server(args.server, BARE)
-            samples[kind].append(seconds)
-            on_server(args.server, FORWARD)  # back to 2.0's schema, not timed
+    try:
+        for round_number in range(args.rounds):
+            order = ("ours", "bare") if round_number % 2 == 0 else ("bare", "ours")
+            for kind in order:
+                seconds = ours(env) if kind == "ours" else on_server(args.server, BARE)
+                samples[kind].append(seconds)
+                on_server(args.server, FORWARD)  # back to 2.0's schema, not timed
+            for kind, playbook in plays.items():
+                samples[kind].append(play_seconds(env, playbook))
+    finally:
+        for playbook in plays.values():
+            playbook.unlink()
     load_after = os.getloadavg()[0]
 
     median = {kind: statistics.median(values) for kind, values in samples.items()}
     ratio = median["ours"] / median["bare"]
+    # The least any play doing this work can take: its trivial tasks plus the bare work.
+    floor = median["floor_play"] + median["bare"]
+    per_task = (median["floor_play"] - median["empty_play"]) / TASKS_NEEDED
     print("rollback.yml -e scenario=1 vs the bare commands: %s, %d stock movements, %d rounds"
           % (args.server, count, args.rounds))
     print("  load average %.1f before, %.1f after (%d cores)" % (load_before, load_after, os.cpu_count() or 0))
@@ -129,10 +167,15 @@ def main(argv: List[str]) -> int:
         print("  %-62s median %6.2f s  (%s)" % (label, median[kind], ", ".join("%.2f" % v for v in samples[kind])))
     print("  ratio ours/bare: %.2f (target <= %.1f: %s)" % (ratio, TARGET_RATIO,
                                                            "met" if ratio <= TARGET_RATIO else "MISSED"))
+    print("  floor: ansible-playbook alone %.2f s + %d trivial tasks on the host at %.2f s = %.2f s, plus the bare"
+          " work = %.2f s, ratio %.2f" % (median["empty_play"], TASKS_NEEDED, per_task, median["floor_play"], floor,
+                                         floor / median["bare"]))
+    print("  above the floor: %.2f s (controller-side tasks and the modules' own work)" % (median["ours"] - floor))
     if args.json:
         args.json.write_text(json.dumps({
             "server": args.server, "movements": count, "rounds": args.rounds, "samples": samples,
             "median": median, "ratio": ratio, "load": [load_before, load_after],
+            "tasks_needed": TASKS_NEEDED, "per_task": per_task, "floor": floor, "floor_ratio": floor / median["bare"],
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }, indent=2) + "\n", encoding="utf-8")
     return 0

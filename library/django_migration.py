@@ -340,6 +340,18 @@ apps:
       description: Migrations applied in the database whose files the code does not contain.
       type: list
       elements: str
+apps_before:
+  description:
+    - With O(state=migrated), the migration state per app before the task, as RV(apps) describes it (so a
+      play that plans or migrates needs no O(state=query) before or after).
+  returned: success, with O(state=migrated)
+  type: dict
+  sample:
+    inventory:
+      applied: [0001_initial, 0007_populate_customer_numbers, 0008_add_idempotency_and_constraints]
+      unapplied: []
+      leaf: [0008_add_idempotency_and_constraints]
+      ghosts: []
 plan:
   description:
     - The steps Django runs (or would run, in check mode), in order. Also returned when the plan is refused.

@@ -65,6 +65,13 @@ options:
     description: File mode of the ledger.
     type: str
     default: "0640"
+  in_progress:
+    description:
+      - With O(state=read), also read the record that a change in progress keeps on the host (a JSON
+        object, such as rollback.yml's record of an interrupted scenario 2), in the same task.
+      - A missing file is no change in progress (RV(in_progress) null); a file that cannot be read or is
+        not a JSON object is reported in RV(in_progress_error), for the play to decide.
+    type: path
 author:
   - Depotix Ops
 """
@@ -107,9 +114,19 @@ history:
   type: list
   elements: str
   sample: ["1.0", "2.0"]
+in_progress:
+  description: The record O(in_progress) names, or null when there is none (or it cannot be read).
+  returned: with O(in_progress)
+  type: dict
+  sample: {from_release: "2.1", to_release: "2.0", from_image: server-api:2.1, started: "2026-01-01T02:00:00Z"}
+in_progress_error:
+  description: Why the record O(in_progress) names cannot be read, or null.
+  returned: with O(in_progress)
+  type: str
 """
 
-from typing import Any, Dict
+import json
+from typing import Any, Dict, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.release_ledger import (
@@ -133,7 +150,22 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = dict(
     note=dict(type="str", default=""),
     skip_if_current=dict(type="bool", default=False),
     mode=dict(type="str", default="0640"),
+    in_progress=dict(type="path"),
 )
+
+
+def read_in_progress(path: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """Return the record of a change in progress (None when there is none) and why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as error:
+        return None, "%s: %s" % (path, getattr(error, "strerror", None) or error)
+    if not isinstance(record, dict):
+        return None, "%s: not a JSON object" % path
+    return record, None
 
 
 def main() -> None:
@@ -148,7 +180,10 @@ def main() -> None:
     except LedgerError as error:
         module.fail_json(msg="%s: restore it from a backup or move it aside (a fresh ledger starts empty)." % error)
     if params["state"] == "read":
-        module.exit_json(changed=False, **ledger_summary(entries))
+        extra: Dict[str, Any] = {}
+        if params["in_progress"]:
+            extra["in_progress"], extra["in_progress_error"] = read_in_progress(params["in_progress"])
+        module.exit_json(changed=False, **ledger_summary(entries), **extra)
 
     entry = new_entry(
         release=params["release"],

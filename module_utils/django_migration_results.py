@@ -73,6 +73,7 @@ def migrated_result(document: Dict[str, Any], runner: Runner, app: Optional[str]
         "before": before,
         "after": after,
         "apps": document["after"],
+        "apps_before": document["before"],
         "lossy_steps": [step_key(step) for step in plan if step["lossy"]]
         + [drop_sentence(drop) for drop in drops if drop_holds_data(drop)],
         "drops": drops,

@@ -139,7 +139,8 @@ def test_every_entry_point_has_a_task_file_and_a_short_description(role, entry_p
 def test_every_entry_point_runs_the_roles_checks_first(role, entry_point):
     tasks = yaml.load((ROOT / "roles" / role / "tasks" / f"{entry_point}.yml").read_text(), Loader=Loader)  # noqa: S506
     first = tasks[0]
-    assert first.get("ansible.builtin.include_tasks") == "validate.yml", f"{role}/{entry_point} does not check first"
+    checks = first.get("ansible.builtin.include_tasks") or first.get("ansible.builtin.import_tasks")
+    assert checks == "validate.yml", f"{role}/{entry_point} does not check first"
 
 
 @pytest.mark.parametrize("role", ROLES)

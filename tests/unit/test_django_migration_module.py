@@ -132,6 +132,11 @@ def test_image_alone_runs_a_one_off_container_with_env_file(host: DockerHost, ca
     assert result["changed"] is True
     assert host.commands() == ["run"]
     assert applied_rows(host.db, "shop") == ["shop.0001_initial", "shop.0002_item_sku"]
+    # The state before and after, as a query would read them: no query needed around a migrate.
+    assert result["apps_before"]["shop"]["applied"] == []
+    assert result["apps_before"]["shop"]["unapplied"] == SHOP
+    assert result["apps"]["shop"]["applied"] == ["0001_initial", "0002_item_sku"]
+    assert result["apps"]["shop"]["unapplied"] == SHOP[2:]
 
 
 def test_env_file_secret_never_reaches_output_or_command_line(host: DockerHost, capsys) -> None:

@@ -320,6 +320,36 @@ def test_read_reports_current_and_previous_and_changes_nothing(tmp_path: Path, c
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "content, record, error",
+    [
+        (None, None, None),
+        ('{"from_release": "2.1", "to_release": "2.0"}', {"from_release": "2.1", "to_release": "2.0"}, None),
+        ('{"from_release": ', None, "Expecting value"),
+        ('["2.0"]', None, "not a JSON object"),
+    ],
+    ids=["none", "a record", "cut short", "not an object"],
+)
+def test_read_also_reads_the_record_of_a_change_in_progress_in_the_same_task(
+    tmp_path: Path, capsys, content: Any, record: Any, error: Any
+) -> None:
+    path = tmp_path / "releases.json"
+    write_entries(str(path), [deploy("1.0"), deploy("2.0")], "0640")
+    in_progress = tmp_path / "rollback-in-progress.json"
+    if content is not None:
+        in_progress.write_text(content)
+
+    result = run_ledger_module(capsys, path=str(path), in_progress=str(in_progress))
+
+    assert result["changed"] is False and result["current"]["release"] == "2.0"
+    assert result["in_progress"] == record
+    if error is None:
+        assert result["in_progress_error"] is None
+    else:
+        assert result["in_progress_error"].startswith(str(in_progress)) and error in result["in_progress_error"]
+    assert "in_progress" not in run_ledger_module(capsys, path=str(path))
+
+
 def test_file_that_is_not_a_ledger_fails_the_module_and_is_left_alone(tmp_path: Path, capsys) -> None:
     path = tmp_path / "releases.json"
     path.write_text('{"releases": ["1.0"]}')
