@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the project needs on the controller, when missing:
 # the Docker engine, debootstrap for the base image, PostgreSQL server binaries for
-# the reference API's tests, and venv support for Debian's python3. Quiet when all
+# the reference API's tests, venv support for Debian's python3, and openssl for the
+# lab edge's certificate. Quiet when all
 # are there.
 set -euo pipefail
 
@@ -12,6 +13,7 @@ command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]} and installing needs root: run 'sudo apt-get install ${missing[*]}' (or 'sudo make lab'), then rerun."

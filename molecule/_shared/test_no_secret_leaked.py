@@ -87,6 +87,19 @@ def test_the_lab_generated_the_secret(name):
     assert length >= SHORTEST_SECRET
 
 
+def edge_key_lines() -> list[str]:
+    """Return the base64 lines of the edge's private key (lab/certificate.sh), which runs would show."""
+    pem = (secrets_dir() / "edge.key").read_text()
+    return [line.strip() for line in pem.splitlines() if line.strip() and not line.startswith("-----")]
+
+
+def test_no_run_output_holds_the_edge_key():
+    lines, logs = edge_key_lines(), run_logs()
+    assert lines and min(len(line) for line in lines) >= SHORTEST_SECRET
+    leaked = [number for number, line in enumerate(lines) if places_holding(line, logs)]
+    assert leaked == [], "lines %s of the edge's private key leaked into the run output" % leaked
+
+
 @pytest.mark.parametrize("name", LAB_SECRETS)
 def test_no_run_output_holds_the_secret(name):
     secret = lab_secret(name)

@@ -15,6 +15,8 @@ LAB_SECRETS_FILE = ROOT / "inventories" / "lab" / "group_vars" / "all" / "secret
 PRODUCTION_VARS = PRODUCTION / "group_vars" / "all" / "main.yml"
 VAULT_EXAMPLE = PRODUCTION / "group_vars" / "all" / "vault.yml.example"
 SECRET_VARIABLES = ["postgres_superuser_password", "postgres_password", "api_secret_key"]
+# The edge's certificate and key: generated in the lab by lab/certificate.sh, from the vault in production.
+TLS_VARIABLES = ["edge_tls_certificate", "edge_tls_key"]
 
 
 def git(*args: str) -> subprocess.CompletedProcess:
@@ -48,7 +50,29 @@ def test_lab_secret_is_generated_by_a_password_lookup(name):
     assert value.strip().startswith("{{ lookup('ansible.builtin.password', lab_secrets_dir ~ ")
 
 
-@pytest.mark.parametrize("name", SECRET_VARIABLES)
+@pytest.mark.parametrize("name", TLS_VARIABLES)
+def test_lab_certificate_is_generated_into_the_lab_secrets_directory(name):
+    value = yaml.safe_load(LAB_SECRETS_FILE.read_text())[name]
+    assert value.strip().startswith("{{ lookup('ansible.builtin.pipe', lab_certificate_command ~ ")
+    command = yaml.safe_load(LAB_SECRETS_FILE.read_text())["lab_certificate_command"]
+    assert command == "sh {{ lab_certificate_script | quote }} {{ lab_secrets_dir | quote }}"
+
+
+def test_lab_certificate_script_writes_into_the_secrets_directory_only(tmp_path):
+    secrets = tmp_path / "secrets"
+    cert = subprocess.run(["sh", str(ROOT / "lab" / "certificate.sh"), str(secrets), "cert"],
+                          capture_output=True, text=True, check=True).stdout
+    again = subprocess.run(["sh", str(ROOT / "lab" / "certificate.sh"), str(secrets), "cert"],
+                           capture_output=True, text=True, check=True).stdout
+    key = subprocess.run(["sh", str(ROOT / "lab" / "certificate.sh"), str(secrets), "key"],
+                         capture_output=True, text=True, check=True).stdout
+    assert cert.startswith("-----BEGIN CERTIFICATE-----") and cert == again  # generated once
+    assert "PRIVATE KEY-----" in key.splitlines()[0]
+    assert sorted(p.name for p in secrets.iterdir()) == [".edge.lock", "edge.crt", "edge.key"]
+    assert oct((secrets / "edge.key").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("name", SECRET_VARIABLES + TLS_VARIABLES)
 def test_production_secret_comes_from_the_vault(name):
     assert yaml.safe_load(PRODUCTION_VARS.read_text())[name] == f"{{{{ vault_{name} }}}}"
 
@@ -57,7 +81,7 @@ def test_vault_example_lists_every_required_secret_with_placeholders_only():
     example = yaml.safe_load(VAULT_EXAMPLE.read_text())
     required = yaml.safe_load(PRODUCTION_VARS.read_text())["depotix_vault_variables"]
     assert set(required) <= set(example)
-    assert set(required) == {f"vault_{name}" for name in SECRET_VARIABLES}
+    assert set(required) == {f"vault_{name}" for name in SECRET_VARIABLES + TLS_VARIABLES}
 
     def leaves(value):
         return [v for item in value.values() for v in leaves(item)] if isinstance(value, dict) else [value]

@@ -36,6 +36,9 @@ REAL_SECRETS = {
     "vault_postgres_superuser_password": secrets.token_hex(16),
     "vault_postgres_password": secrets.token_hex(16),
     "vault_api_secret_key": secrets.token_hex(25),
+    # The check asks for real values, not PEM: the edge role checks the PEM on its own.
+    "vault_edge_tls_certificate": secrets.token_hex(16),
+    "vault_edge_tls_key": secrets.token_hex(16),
 }
 
 
@@ -116,8 +119,8 @@ def test_run_with_the_example_placeholders_stops_before_any_host_naming_them(pro
     encrypt(production_copy, example, right)
     result = run(["ansible-playbook", "-i", str(production_copy), "--vault-password-file", str(right), "site.yml"])
     assert_stopped_before_any_host(result)
-    assert ("does not set vault_postgres_superuser_password, vault_postgres_password, vault_api_secret_key "
-            "to a real value") in result.stdout
+    assert ("does not set vault_postgres_superuser_password, vault_postgres_password, vault_api_secret_key, "
+            "vault_edge_tls_certificate, vault_edge_tls_key to a real value") in result.stdout
 
 
 def test_run_with_a_vault_lacking_a_secret_stops_before_any_host_naming_it(production_copy, passwords):
