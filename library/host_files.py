@@ -66,6 +66,13 @@ options:
       content_base64:
         description: The file's bytes, base64-encoded (for binary files such as a zip).
         type: str
+      validate:
+        description:
+          - A command that checks the new content before it replaces the file, with V(%s) where the path of
+            the new content's file goes (in the file's directory, with the file's mode and owner), as with
+            M(ansible.builtin.template). Runs only when the content changes; when it fails, the file is left
+            as it was and the task fails with the command's output.
+        type: str
       keep_content:
         description:
           - The file is written by someone else (a log); it is created empty when missing, its content is
@@ -145,9 +152,10 @@ import base64
 import grp
 import os
 import pwd
+import shlex
 import stat
 import tempfile
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -242,7 +250,12 @@ def same_content(path: str, content: bytes) -> bool:
         return handle.read(len(content) + 1) == content
 
 
-def write_atomically(path: str, content: bytes, mode: int, uid: int, gid: int) -> None:
+Validator = Callable[[str], None]
+
+
+def write_atomically(
+    path: str, content: bytes, mode: int, uid: int, gid: int, validate: Optional[Validator] = None
+) -> None:
     directory = os.path.dirname(path)
     descriptor, temporary = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
@@ -252,6 +265,8 @@ def write_atomically(path: str, content: bytes, mode: int, uid: int, gid: int) -
             os.fsync(handle.fileno())
         os.chown(temporary, uid, gid)
         os.chmod(temporary, mode)
+        if validate is not None:
+            validate(temporary)
         os.rename(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -260,7 +275,24 @@ def write_atomically(path: str, content: bytes, mode: int, uid: int, gid: int) -
     fsync_directory(directory)
 
 
-def ensure_file(entry: Dict[str, Any], check_mode: bool, planned: Set[str]) -> Optional[Dict[str, Any]]:
+def command_validator(module: AnsibleModule, path: str, command: str) -> Validator:
+    """Return a check that runs ``command`` with %s replaced by the new content's file; it raises on failure."""
+    if "%s" not in command:
+        raise FilesError("%s: validate must contain %%s (the new content's file), as in 'haproxy -c -f %%s'" % path)
+
+    def check(temporary: str) -> None:
+        rc, out, err = module.run_command(shlex.split(command.replace("%s", shlex.quote(temporary))))
+        if rc != 0:
+            said = (err or out).strip()[-800:]
+            raise FilesError("%s: the new content fails validation (exit %d, %s): %s; the file was left as it was"
+                             % (path, rc, command, said))
+
+    return check
+
+
+def ensure_file(
+    entry: Dict[str, Any], check_mode: bool, planned: Set[str], validate: Optional[Validator] = None
+) -> Optional[Dict[str, Any]]:
     path = entry["path"]
     mode, uid, gid = wanted(entry)
     content = content_of(entry)
@@ -282,7 +314,7 @@ def ensure_file(entry: Dict[str, Any], check_mode: bool, planned: Set[str]) -> O
     if not what or check_mode:
         return {"path": path, "what": what} if what else None
     if "created" in what or "content" in what:
-        write_atomically(path, content, mode, uid, gid)
+        write_atomically(path, content, mode, uid, gid, validate)
     else:
         os.chown(path, uid, gid)
         os.chmod(path, mode)
@@ -308,6 +340,7 @@ def main() -> None:
                     content=dict(type="str", no_log=True),
                     content_base64=dict(type="str", no_log=True),
                     keep_content=dict(type="bool", default=False),
+                    validate=dict(type="str"),
                 ),
             ),
         ),
@@ -317,8 +350,11 @@ def main() -> None:
     directories, files = module.params["directories"], module.params["files"]
     entries = len(directories) + len(files)
     try:
+        validators = {}
         for entry in files:
-            content_of(entry)  # every content is well-formed before anything is written
+            content_of(entry)  # every content and check is well-formed before anything is written
+            if entry["validate"]:
+                validators[entry["path"]] = command_validator(module, entry["path"], entry["validate"])
         for entry in directories:
             change = ensure_directory(entry, module.check_mode)
             if change:
@@ -332,7 +368,7 @@ def main() -> None:
                     path = os.path.dirname(path)
                 created.add(change["path"])
         for entry in files:
-            change = ensure_file(entry, module.check_mode, created)
+            change = ensure_file(entry, module.check_mode, created, validators.get(entry["path"]))
             if change:
                 changes.append(change)
     except (FilesError, OSError) as error:

@@ -169,3 +169,34 @@ def test_keep_content_with_a_content_is_refused(tmp_path: Path, capsys: Any) -> 
              "owner": ME, "group": MY_GROUP}
     result = result_of(capsys, {"files": [entry]})
     assert result["failed"] is True and "keep_content takes no content" in result["msg"]
+
+
+def config_request(tmp_path: Path, content: str) -> Dict[str, Any]:
+    # The check: the new content must start with "ok" (a stand-in for haproxy -c -f %s).
+    return {"files": [{"path": str(tmp_path / "edge.cfg"), "content": content, "mode": "0644", "owner": ME,
+                       "group": MY_GROUP, "validate": "grep -q ^ok %s"}]}
+
+
+def test_validate_checks_the_new_content_before_it_replaces_the_file(tmp_path: Path, capsys: Any) -> None:
+    assert result_of(capsys, config_request(tmp_path, "ok 1\n"))["changed"] is True
+    assert (tmp_path / "edge.cfg").read_text() == "ok 1\n"
+
+    refused = result_of(capsys, config_request(tmp_path, "broken\n"))
+
+    assert refused["failed"] is True
+    assert "edge.cfg: the new content fails validation (exit 1, grep -q ^ok %s)" in refused["msg"]
+    assert "the file was left as it was" in refused["msg"]
+    assert (tmp_path / "edge.cfg").read_text() == "ok 1\n"  # the one in use, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["edge.cfg"]  # no temporary file left
+    # Unchanged content is not validated again (a run that changes nothing runs no command).
+    again = config_request(tmp_path, "ok 1\n")
+    again["files"][0]["validate"] = "false %s"
+    assert result_of(capsys, again)["changed"] is False
+
+
+def test_validate_without_the_placeholder_is_refused_before_anything_is_written(tmp_path: Path, capsys: Any) -> None:
+    args = config_request(tmp_path, "ok\n")
+    args["files"][0]["validate"] = "haproxy -c"
+    result = result_of(capsys, args)
+    assert result["failed"] is True and "validate must contain %s" in result["msg"]
+    assert not (tmp_path / "edge.cfg").exists()

@@ -87,3 +87,11 @@ def test_a_server_taken_out_gets_503_with_retry_after_and_comes_back():
     assert seen["out"]["status"] == 503 and seen["out"]["retry_after"] == "10"
     assert "retry in 10 s" in seen["out"]["body"]
     assert seen["back"]["status"] == 200 and seen["back"]["json"]["ok"] is True
+
+
+def test_a_configuration_that_fails_haproxy_c_is_never_written_nor_loaded():
+    seen = json.loads((Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "edge_server.json").read_text())
+    refused = seen["refused"]
+    assert refused["msg"] and "haproxy.cfg: the new content fails validation" in refused["msg"]
+    assert "invalid address: '999.1.1.1'" in refused["msg"]  # haproxy -c's own words
+    assert refused["config_kept"] is True and refused["status_after"] == 200
