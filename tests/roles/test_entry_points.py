@@ -148,7 +148,7 @@ def test_main_runs_the_checks_first(role):
     if not (ROOT / "roles" / role / "tasks" / "validate.yml").exists():
         pytest.skip(f"{role} has no checks")
     tasks = yaml.load((ROOT / "roles" / role / "tasks" / "main.yml").read_text(), Loader=Loader)  # noqa: S506
-    first = tasks[0].get("ansible.builtin.include_tasks")
+    first = tasks[0].get("ansible.builtin.include_tasks") or tasks[0].get("ansible.builtin.import_tasks")
     entry_files = {f"{entry}.yml" for entry in specs_of(role)}
     assert first == "validate.yml" or first in entry_files
 
