@@ -25,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,9 +100,9 @@ def play_seconds(env: Dict[str, str], playbook: Path) -> float:
     return time.perf_counter() - start
 
 
-def floor_playbook(count: int) -> Path:
-    """Write a playbook of ``count`` ping tasks on the api host; return its path."""
-    path = PROJECT / "bench" / (".floor_%d.yml" % count)
+def floor_playbook(directory: Path, count: int) -> Path:
+    """Write a playbook of ``count`` ping tasks on the api host into ``directory``; return its path."""
+    path = directory / ("floor_%d.yml" % count)
     tasks = "".join(FLOOR_TASK.format(number=number + 1) for number in range(count))
     path.write_text(FLOOR_PLAY.format(count=count, tasks=tasks), encoding="utf-8")
     return path
@@ -143,9 +144,10 @@ def main(argv: List[str]) -> int:
         add_movements(args.server, args.movements)
     count = movements(args.server)
     samples: Dict[str, List[float]] = {"ours": [], "bare": [], "empty_play": [], "floor_play": []}
-    plays = {"empty_play": floor_playbook(0), "floor_play": floor_playbook(TASKS_NEEDED)}
     load_before = os.getloadavg()[0]
-    try:
+    with tempfile.TemporaryDirectory(prefix="depotix-bench-") as directory:
+        plays = {"empty_play": floor_playbook(Path(directory), 0),
+                 "floor_play": floor_playbook(Path(directory), TASKS_NEEDED)}
         for round_number in range(args.rounds):
             order = ("ours", "bare") if round_number % 2 == 0 else ("bare", "ours")
             for kind in order:
@@ -154,9 +156,6 @@ def main(argv: List[str]) -> int:
                 on_server(args.server, FORWARD)  # back to 2.0's schema, not timed
             for kind, playbook in plays.items():
                 samples[kind].append(play_seconds(env, playbook))
-    finally:
-        for playbook in plays.values():
-            playbook.unlink()
     load_after = os.getloadavg()[0]
 
     median = {kind: statistics.median(values) for kind, values in samples.items()}

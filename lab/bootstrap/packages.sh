@@ -2,8 +2,7 @@
 # Install the Debian packages the project needs on the controller, when missing:
 # the Docker engine, debootstrap for the base image, PostgreSQL server binaries for
 # the reference API's tests, venv support for Debian's python3, and openssl for the
-# lab edge's certificate. Quiet when all
-# are there.
+# lab edge's certificate. Quiet when all are there.
 set -euo pipefail
 
 die() { printf 'packages: %s\n' "$*" >&2; exit 1; }
