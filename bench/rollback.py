@@ -49,7 +49,7 @@ sha256sum "$dump" > "$dump.sha256"
 docker exec -i {DB} pg_restore --list < "$dump" > /dev/null
 docker exec api python manage.py migrate inventory 0007 > /dev/null
 docker exec {DB} psql -X -A -t -U postgres -d depotix -c "{INTEGRITY_SQL}" > /dev/null
-python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1:8000/healthz", timeout=5).read()'
+python3 -c 'import urllib.request; urllib.request.urlopen("http://127.0.0.1/healthz", timeout=5).read()'
 rm -f "$dump" "$dump.sha256"
 """
 # Back to 2.0's schema between timed runs, then a settled database (the writes of the

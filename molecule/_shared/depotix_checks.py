@@ -74,8 +74,8 @@ def table_counts(host) -> dict[str, int]:
 
 
 def health(host) -> tuple[int, dict]:
-    """Return (HTTP status, JSON body) of GET /healthz from inside the server."""
-    out = host.run("curl -s -m 5 -w '\\n%{http_code}' http://127.0.0.1:8000/healthz").stdout
+    """Return (HTTP status, JSON body) of GET /healthz from inside the server, through the edge."""
+    out = host.run("curl -s -m 5 -w '\\n%{http_code}' http://127.0.0.1/healthz").stdout
     body, _, status = out.rpartition("\n")
     try:
         return int(status), json.loads(body or "{}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Poll http://127.0.0.1:<port>/healthz ten times a second until a stop file appears.
+"""Poll http://127.0.0.1:<port>/healthz (default: the edge, 80) ten times a second until a stop file appears.
 
 Bounded in count and time (at most --max-seconds), local only. Writes a JSON summary:
 samples, non-200 samples, and the seconds the API answered anything but 200.
@@ -27,7 +27,7 @@ def status_of(url: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--stop-file", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-seconds", type=float, default=600)

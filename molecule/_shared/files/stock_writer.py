@@ -241,7 +241,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     writer.add_argument("--max-count", type=int, default=12000)
     writer.add_argument("--timeout", type=float, default=5.0, help="seconds one request may take")
     writer.add_argument("--max-in-flight", type=int, default=4, help="requests waiting for an answer at once")
-    writer.add_argument("--port", type=int, default=8000)
+    writer.add_argument("--port", type=int, default=80, help="the edge's plain HTTP port")
     writer.add_argument("--peer", help="another lab server (by name) instead of 127.0.0.1")
     checker = commands.add_parser("check", help="compare a summary with the notes found (stdin)")
     checker.add_argument("--summary", required=True)

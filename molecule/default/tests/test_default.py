@@ -59,7 +59,8 @@ def test_healthz_answers_200_with_release_1_0(host):
     assert (status, body) == (200, {"ok": True, "release": "1.0", "database": True})
 
 
-@pytest.mark.parametrize("port", [5432, 8000])
+# 8001: slot blue, where site.yml starts the first release.
+@pytest.mark.parametrize("port", [5432, 8001])
 def test_published_ports_listen_on_loopback_only(host, port):
     listeners = [line.split()[3] for line in host.check_output("ss -tlnH").splitlines()
                  if line.split()[3].endswith(f":{port}")]

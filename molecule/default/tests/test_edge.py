@@ -41,7 +41,7 @@ def test_only_the_edge_listens_beyond_loopback(host):
     assert {(port, process) for address, port, process in found if beyond_loopback(address)} == {
         (80, "haproxy"), (443, "haproxy")}
     # The control: the API and the database do listen, on loopback.
-    assert {port for address, port, _ in found if not beyond_loopback(address)} >= {5432, 8000}
+    assert {port for address, port, _ in found if not beyond_loopback(address)} >= {5432, 8001}
 
 
 def test_the_edge_serves_the_api_over_http_and_https(host):

@@ -14,7 +14,8 @@ from depotix_checks import API_CONTAINER, BACKUP_DIR, DB_CONTAINER, PROJECT_DIR
 from test_no_secret_leaked import LAB_SECRETS, lab_secret
 
 API_UID = 10001
-PUBLISHED = [(DB_CONTAINER, 5432), (API_CONTAINER, 8000)]
+# The API in slot blue (8001), where site.yml starts the first release.
+PUBLISHED = [(DB_CONTAINER, 5432), (API_CONTAINER, 8001)]
 
 
 def inspect(host, container: str) -> dict:
@@ -66,7 +67,7 @@ def test_port_refuses_connections_from_outside_the_server(host, container, port)
 
 
 def test_api_answers_on_loopback(host):
-    assert host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8000/healthz") == "200"
+    assert host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8001/healthz") == "200"
 
 
 def test_every_api_process_runs_as_the_api_user(host):

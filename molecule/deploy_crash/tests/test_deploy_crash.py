@@ -1,7 +1,8 @@
 """2.0-broken crashes at start: the health gate fails, 0008 is unapplied, 1.0 runs again."""
 
-from depotix_checks import (applied_migrations, assert_api_serves, assert_remote_work_killed, check_constraints,
-                            columns, killed_at, ledger, recorded, run_log, table_counts)
+from depotix_checks import (applied_migrations, assert_api_serves, assert_remote_work_killed,
+                            assert_writer_lost_nothing, check_constraints, columns, content_changes, killed_at,
+                            ledger, recorded, run_log, table_checksums, writer_figures)
 
 
 def test_release_1_0_runs_again_and_is_healthy(host):
@@ -16,8 +17,9 @@ def test_0008_was_applied_then_unapplied_with_the_broken_image(host):
         "CHECK ((qty_base >= 0))"
 
 
-def test_every_row_is_still_there(host):
-    assert table_counts(host) == recorded(host, "counts_before_deploy")
+def test_every_row_kept_its_contents(host):
+    # The writer's rows apart (checked on their own below).
+    assert content_changes(recorded(host, "checksums_before_deploy"), table_checksums(host)) == {}
 
 
 def test_ledger_marks_the_broken_deploy_failed_at_the_health_gate(host):
@@ -51,3 +53,15 @@ def test_the_killed_deploy_left_no_container_behind_and_the_old_release_serving(
 def test_the_deploy_run_after_the_kill_finished_its_undo():
     log = run_log("deploy")
     assert "PLAY RECAP" in log and "Deploying 2.0-broken failed at" in log
+
+
+def test_no_request_failed_through_the_edge_while_the_deploy_failed_and_was_undone(host):
+    # The failed release never received traffic: the poller (10/s) and the writer (20/s)
+    # went through the edge on 127.0.0.1:80 for the whole run.
+    poll = recorded(host, "poller_undo")
+    summary, _ = writer_figures(host, "undo")
+    print(f"undo: poller {poll}; writer sent {summary['sent']}, failed {summary['failed_by']}")
+    assert poll["samples"] > 50 and summary["sent"] > 100
+    assert (poll["non_200_samples"], summary["failed"]) == (0, 0)
+    assert_writer_lost_nothing(host, "undo", {"the deploy": (summary["started_at"], summary["started_at"] + 5)},
+                               must_succeed=("the deploy",))
