@@ -11,7 +11,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Each suite is its own pytest run: their conftest modules would clash in one.
 UNIT_SUITES := tests/unit tests/lab tests/roles tests/security tests/backup tests/app tests/rollback
 
-.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-rollback bench-site bench-backup clean
+.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-rollback bench-site bench-switch bench-backup clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ bench-rollback: bootstrap ## Time rollback.yml -e scenario=1 against the bare co
 
 bench-site: bootstrap ## Time five site.yml runs that change nothing, with their slowest tasks (make lab first)
 	bench/site_nochange.py --runs 5 --json bench/site_nochange.json
+
+bench-switch: bootstrap ## Failed requests and writer p99 during a switch, blue/green against in place (make lab first)
+	bench/switch.py --server depotix-lab --rounds 3 --json bench/switch.json
 
 bench-backup: images ## Time our backup and restore against bare pg_dump / pg_restore (1,000,000 movements)
 	BENCH_REPEATS=7 bench/backup_restore.sh

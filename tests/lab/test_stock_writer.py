@@ -118,6 +118,9 @@ def test_each_acknowledged_movement_is_named_and_found(api, token_file, tmp_path
     wait_for_notes(api, 21)
     summary = stop_writer(tmp_path, writer)
     assert summary["acknowledged"] == summary["sent"] == len(api.notes) > 20
+    # A stand-in on this machine answers at once: the latencies are measured, small and ordered.
+    latency = summary["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] < 1000
     assert summary["acknowledged_ids"] == [f"writer:t:{n}" for n in range(1, summary["sent"] + 1)]
     assert sorted(summary["acknowledged_ids"]) == sorted(api.notes)
     first = api.seen[0]
@@ -163,6 +166,8 @@ def test_a_hanging_api_gets_no_more_than_max_in_flight_requests_and_the_ticks_go
     summary = stop_writer(tmp_path, writer)
     assert (api.most_busy, summary["sent"], summary["failed"]) == (3, 3, 3)
     assert 17 <= (summary["sent"] + summary["skipped"]) / summary["seconds"] <= 21
+    # Each of the three waited for the stand-in's answer (3 s, within the timeout).
+    assert 2900 <= summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"] <= summary["latency_ms"]["max"] < 4000
 
 
 def test_it_stops_by_itself_after_max_count(api, token_file, tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import sys
 import threading
@@ -69,6 +70,7 @@ class Tally:
         self.timeline: dict[int, list[int]] = {}
         self.first_ack: float | None = None
         self.last_ack: float | None = None
+        self.latencies: list[float] = []
 
     def skip(self) -> None:
         """Record a tick skipped because every request allowed in flight still waits for its answer."""
@@ -76,10 +78,12 @@ class Tally:
             self.skipped += 1
             self.timeline.setdefault(int(time.time()), [0, 0, 0])[2] += 1
 
-    def record(self, number: int, note: str, outcome: str | None) -> None:
-        """Record one answer: outcome None for a 2xx, else the status or error that failed it."""
+    def record(self, number: int, note: str, outcome: str | None, seconds: float = 0.0) -> None:
+        """Record one answer: outcome None for a 2xx, else the status or error that failed it;
+        seconds: how long the request took, answer or not."""
         now = time.time()
         with self.lock:
+            self.latencies.append(seconds)
             second = self.timeline.setdefault(int(now), [0, 0, 0])
             if outcome is None:
                 self.acknowledged.append((number, note))
@@ -127,6 +131,17 @@ def write_json(path: str, document: dict) -> None:
     os.replace(temporary, path)
 
 
+def latency_figures(seconds: list[float]) -> dict:
+    """Return the median, the 99th percentile (nearest rank) and the worst, in milliseconds."""
+    if not seconds:
+        return {"p50": None, "p99": None, "max": None}
+    ordered = sorted(seconds)
+
+    def rank(share: float) -> float:
+        return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)] * 1000, 1)
+    return {"p50": rank(0.5), "p99": rank(0.99), "max": round(ordered[-1] * 1000, 1)}
+
+
 def write(args: argparse.Namespace) -> None:
     token = read_token(args.token_file)
     url = f"http://{args.peer or '127.0.0.1'}:{args.port}{MOVEMENTS_PATH}"
@@ -139,7 +154,9 @@ def write(args: argparse.Namespace) -> None:
     def post(number: int) -> None:
         note = note_of(args.name, number)
         try:
-            tally.record(number, note, outcome_of(opener, movement_request(url, token, args.item, note), args.timeout))
+            begun = time.monotonic()
+            outcome = outcome_of(opener, movement_request(url, token, args.item, note), args.timeout)
+            tally.record(number, note, outcome, time.monotonic() - begun)
         finally:
             in_flight.release()
 
@@ -180,6 +197,8 @@ def write(args: argparse.Namespace) -> None:
         "max_in_flight": args.max_in_flight,
         "first_acknowledged_at": tally.first_ack,
         "last_acknowledged_at": tally.last_ack,
+        # Milliseconds per request (every answer, and every failure's wait): median, 99th percentile, worst.
+        "latency_ms": latency_figures(tally.latencies),
         # Per second: [acknowledged, failed, skipped].
         "timeline": {str(second): counts for second, counts in sorted(tally.timeline.items())},
         "acknowledged_ids": [note for _, note in acknowledged],

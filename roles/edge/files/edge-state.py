@@ -51,9 +51,9 @@ def servers(sock: str, backend: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[0] == "--servers":
+    if argv[:1] == ["--servers"] and len(argv) == 3:
         return servers(argv[1], argv[2])
-    if len(argv) != 2:
+    if len(argv) != 2 or argv[0].startswith("-"):
         sys.stderr.write("usage: depotix-edge-state SOCKET FILE | depotix-edge-state --servers SOCKET BACKEND\n")
         return 2
     sock, target = argv
