@@ -35,6 +35,11 @@ description:
     database and runs only with O(allow_drop_app=true).
   - Ghost migrations (applied in the database, absent from the code in the image) above the target
     make the task fail, naming them and, with O(ledger), the image that contains them.
+  - Migrations run beside the serving release. When C(migrate) deadlocks with another session (a
+    request of the API), the migration is the one PostgreSQL ends - its session checks for deadlocks
+    after 50 ms, not the default 1 s (the role needs C(GRANT SET ON PARAMETER deadlock_timeout),
+    PostgreSQL 15; without it the output says so) - its state is brought back and it runs again, up
+    to 10 attempts in all, and the request goes through.
   - If C(migrate) fails or times out half-way, the migrations it applied or unapplied are undone
     so the database keeps the migration state it had (unless that would need an irreversible step).
     A timeout that strikes after every migration was applied changes nothing, the task succeeds. If the

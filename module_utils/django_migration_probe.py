@@ -813,6 +813,7 @@ def run_migrate(
     from django.core.management import call_command
 
     migrate_output = progress.migrate_output
+    yield_to_other_sessions(connection, migrate_output)
     attempt = 0
     failed: Optional[BaseException] = None
     while True:
@@ -855,11 +856,34 @@ TIMER_AFTER_MIGRATE = "(django_migration) The timeout of %s s struck after every
 # writes) can deadlock with them, and PostgreSQL then ends the migration's transaction:
 # nothing of it stands, so it is run again, up to MIGRATE_ATTEMPTS times in all.
 LOCK_CONFLICTS = {"40P01": "deadlock", "55P03": "lock wait timeout", "40001": "serialization failure"}
-MIGRATE_ATTEMPTS = 4
+MIGRATE_ATTEMPTS = 10
 RETRY_NOTE = (
     "(django_migration) attempt %d of %d ended in a %s with another session; the migration state is back to "
     "where it started, running migrate again"
 )
+
+
+# The migration checks for a deadlock after this long (PostgreSQL's default is 1 s): when it
+# crosses the API's requests, the migration is the one PostgreSQL ends (and it runs again,
+# above), not a client's request. The role needs the right to set it (PostgreSQL 15:
+# GRANT SET ON PARAMETER deadlock_timeout; the postgres role grants it); without it the
+# migration runs with the default, and says so.
+MIGRATE_DEADLOCK_TIMEOUT = "50ms"
+NO_YIELD_NOTE = (
+    "(django_migration) could not set deadlock_timeout for the migration (%s): a deadlock with a request "
+    "may end the request instead of the migration"
+)
+
+
+def yield_to_other_sessions(connection: Any, migrate_output: io.StringIO) -> None:
+    """Make the migration's session the first to check for deadlocks, so that it is the one ended."""
+    if getattr(connection, "vendor", "") != "postgresql":
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET deadlock_timeout = '%s'" % MIGRATE_DEADLOCK_TIMEOUT)
+    except Exception as error:  # permission denied, or not PostgreSQL
+        migrate_output.write(NO_YIELD_NOTE % str(error).strip().splitlines()[0] + "\n")
 
 
 def lock_conflict(error: BaseException) -> Optional[str]:
