@@ -23,7 +23,8 @@ def test_the_idempotency_key_column_was_never_left_behind(host):
 
 
 def test_every_row_is_still_there_with_its_contents(host):
-    assert recorded(host, "counts_after_2_0") == recorded(host, "counts_before_deploy")
+    # Row by row (the undo's writer's rows apart: they are checked on their own); counts
+    # would include them.
     assert content_changes(recorded(host, "checksums_before_deploy"), recorded(host, "checksums_after_2_0")) == {}
 
 
