@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A switch whose old slot keeps a session past api_drain_timeout: site.yml with a changed
-# setting and -e api_drain_timeout=3 runs in the background; once it gates the new
+# A switch whose old slot keeps a session past api_drain_timeout: the switch to a changed
+# setting (drain_switch.yml, the api role's entry points as site.yml runs them) with
+# -e api_drain_timeout=3 runs in the background; once it gates the new
 # release in the idle slot, a request is held open through the edge on the serving slot
 # for 20 s (held_request.py, inside the lab server), and what the edge counts then is
 # recorded (/root/edge_during_hold.json: the proof that the session was there). The run
@@ -8,8 +9,8 @@
 #   drain_run.sh SERVER LOG
 set -uo pipefail
 server=$1 log=$2
-ansible-playbook -i "$MOLECULE_INVENTORY_FILE" site.yml -e api_drain_timeout=3 \
-  -e '{"api_env": {"DEPOTIX_SWITCH_TEST": "drain"}}' >"$log" 2>&1 &
+ansible-playbook -i "$MOLECULE_INVENTORY_FILE" "$(dirname "$0")/drain_switch.yml" -e api_drain_timeout=3 \
+  >"$log" 2>&1 &
 run=$!
 for _ in $(seq 1 900); do
   grep -q 'TASK \[api : Gate on its health in the idle slot' "$log" && break
@@ -29,5 +30,5 @@ sys.exit(0 if any(s["sessions"] for s in json.load(sys.stdin)["servers"].values(
 done
 wait "$run"
 rc=$?
-echo "drain_run: site.yml exited $rc" >>"$log"
+echo "drain_run: the switch exited $rc" >>"$log"
 exit 0

@@ -14,8 +14,9 @@ from depotix_checks import API_CONTAINER, BACKUP_DIR, DB_CONTAINER, PROJECT_DIR
 from test_no_secret_leaked import LAB_SECRETS, lab_secret
 
 API_UID = 10001
-# The API in slot blue (8001), where site.yml starts the first release.
-PUBLISHED = [(DB_CONTAINER, 5432), (API_CONTAINER, 8001)]
+# (container, its port, the host port it is published on): the API's 8000 in slot blue
+# (8001), where site.yml starts the first release.
+PUBLISHED = [(DB_CONTAINER, 5432, 5432), (API_CONTAINER, 8000, 8001)]
 
 
 def inspect(host, container: str) -> dict:
@@ -43,15 +44,15 @@ def connects(address: str, port: int) -> bool:
         return False
 
 
-@pytest.mark.parametrize(("container", "port"), PUBLISHED)
-def test_server_listens_on_the_port_on_loopback_only(host, container, port):
+@pytest.mark.parametrize(("container", "container_port", "port"), PUBLISHED)
+def test_server_listens_on_the_port_on_loopback_only(host, container, container_port, port):
     assert listening_addresses(host, port) == {"127.0.0.1"}
 
 
-@pytest.mark.parametrize(("container", "port"), PUBLISHED)
-def test_port_is_published_on_loopback_only(host, container, port):
+@pytest.mark.parametrize(("container", "container_port", "port"), PUBLISHED)
+def test_port_is_published_on_loopback_only(host, container, container_port, port):
     bindings = inspect(host, container)["HostConfig"]["PortBindings"]
-    assert [b["HostIp"] for b in bindings[f"{port}/tcp"]] == ["127.0.0.1"]
+    assert [(b["HostIp"], b["HostPort"]) for b in bindings[f"{container_port}/tcp"]] == [("127.0.0.1", str(port))]
 
 
 def test_controller_reaches_a_port_the_server_opens_on_all_interfaces(host):
@@ -61,8 +62,8 @@ def test_controller_reaches_a_port_the_server_opens_on_all_interfaces(host):
     assert connects(server_address(host), 18765) is True
 
 
-@pytest.mark.parametrize(("container", "port"), PUBLISHED)
-def test_port_refuses_connections_from_outside_the_server(host, container, port):
+@pytest.mark.parametrize(("container", "container_port", "port"), PUBLISHED)
+def test_port_refuses_connections_from_outside_the_server(host, container, container_port, port):
     assert connects(server_address(host), port) is False
 
 

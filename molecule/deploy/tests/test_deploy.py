@@ -85,7 +85,7 @@ def test_a_drain_that_timed_out_left_the_old_release_serving_and_said_so(host):
     serving = next(name for name, server in during.items() if server["sessions"] > 0)
     assert during[serving]["status"] == "UP"
     log = run_log("site_drain_timeout")
-    assert re.search(r"drain_run: site.yml exited [1-9]", log)
+    assert re.search(r"drain_run: the switch exited [1-9]", log)
     assert re.search(rf"Slot {serving} \(api\) still had sessions after api_drain_timeout \(3 s\): it stays enabled",
                      log)
     after = recorded(host, "edge_after_drain")
