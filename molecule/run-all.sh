@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
+# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 3): each scenario
 # has its own lab server (depotix-<scenario>), so they do not share state. Each of the
 # parallel queues keeps one image store (the inner engine's /var/lib/docker, a volume
 # named depotix-store-<n>) from scenario to scenario, so images are loaded once per
@@ -10,7 +10,11 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-jobs=${DEPOTIX_MOLECULE_JOBS:-2}
+# Three at a time on the 2-core machine: the scenarios wait a good part of their time
+# (health gates, drains, pollers and writers running beside the changes), so a third
+# queue uses the cores better; measured on 5 scenarios: 1118 s at three against about
+# 1370 s at two (the sum of their durations at two, halved).
+jobs=${DEPOTIX_MOLECULE_JOBS:-3}
 logs=.cache/molecule
 mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
@@ -20,9 +24,9 @@ remove_stores() { docker volume rm --force $(stores) >/dev/null 2>&1 || true; }
 remove_stores
 trap remove_stores EXIT
 
-# Longest first (as measured in the last runs: 3 to 12 minutes each), so that the two queues
+# Longest first (as measured in the last runs: 3 to 13 minutes each), so that the queues
 # end together; a scenario not named here runs after these.
-longest_first="rollback_release rollback_migration quick_fixes backup_restore default deploy_failed_migration deploy migration_module deploy_crash"
+longest_first="rollback_release deploy quick_fixes rollback_migration backup_restore deploy_failed_migration default deploy_crash migration_module"
 all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
 scenarios=$(for s in $longest_first; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done
             for s in $all; do case " $longest_first " in *" $s "*) ;; *) echo "$s" ;; esac; done)

@@ -84,6 +84,8 @@ def test_the_restore_brought_back_every_row_as_it_was_at_backup_time(host):
 
 def test_the_killed_restore_had_stopped_the_api_and_left_the_live_database_untouched(host):
     after = recorded(host, "after_kill")
+    # The edge answers 503 with Retry-After while the API is out for the restore.
+    assert re.fullmatch(r"HTTP/1\.1 503 Service Unavailable retry-after: 10", after.pop("edge"), re.IGNORECASE)
     assert after == {"api": "exited", "marker": True, "staging_databases": 1, "crashes": 0}
     assert recorded(host, "rows_after_kill") == recorded(host, "rows_before_restore")
 
@@ -128,6 +130,7 @@ def test_the_same_request_again_took_a_new_safety_dump_then_finished(host, sched
     assert {first, taken.group(1)} <= set(dumps_in(recorded(host, "dumps_before_retention")))
     assert re.search(rf"Restored {scheduled_dump} into depotix in .*every count equal to the record", rerun)
     assert f"The state before: {first}" in rerun
+    assert re.search(r"Writes were refused for [0-9.]+ s \(the edge answered 503 with Retry-After\)", rerun)
 
 
 def test_no_restore_is_left_in_progress(host):
