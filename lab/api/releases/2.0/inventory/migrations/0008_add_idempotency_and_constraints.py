@@ -1,9 +1,11 @@
 """Release 2.0: idempotency keys on movements, stricter CHECKs, indexes for the hot queries.
 
 Forwards, in this order:
-1. Data step: abort the whole migration when a movement has qty_base = 0 (the new CHECK
-   would refuse it and only a person can say what the row should have been), then set
-   negative item quantities to 0 so the new quantity CHECK can be added.
+1. Data step: lock the item and movement tables (in the order the API's writes take
+   them: no deadlock with the release serving meanwhile), abort the whole migration
+   when a movement has qty_base = 0 (the new CHECK would refuse it and only a person can
+   say what the row should have been), then set negative item quantities to 0 so the new
+   quantity CHECK can be added.
 2. A unique, nullable `idempotency_key` on stock movements.
 3. qty_base CHECK tightened from >= 0 to > 0.
 4. CHECK inventory_inventoryitem_quantity_non_negative (quantity >= 0).
@@ -29,6 +31,15 @@ def check_movements_and_clamp_quantities(apps: StateApps, schema_editor: BaseDat
     """Refuse to go on while qty_base = 0 rows exist; set negative item quantities to 0."""
     movement_model = apps.get_model("inventory", "StockMovement")
     item_model = apps.get_model("inventory", "InventoryItem")
+    # The old release serves while this runs. Its writes lock the item, then insert the
+    # movement; the steps below lock the movement table, then the item table. Taking both
+    # locks first, in the writes' order, means the two never wait for each other in a
+    # circle (a deadlock PostgreSQL would end by failing a request or this migration):
+    # writes wait until this transaction commits.
+    if schema_editor.connection.vendor == "postgresql":
+        tables = (item_model._meta.db_table, movement_model._meta.db_table)
+        names = tuple(map(schema_editor.quote_name, tables))
+        schema_editor.execute("LOCK TABLE %s, %s IN ACCESS EXCLUSIVE MODE" % names)
     zero_rows = movement_model.objects.filter(qty_base=0).count()
     if zero_rows:
         raise ZeroQuantityMovementsError(
