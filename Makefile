@@ -74,7 +74,7 @@ unit: bootstrap ## Unit tests: modules, scripts, role contracts, security, the r
 	  [ -d $$suite ] || continue; echo "== $$suite"; $(PYTEST) -q $$suite || rc=1; \
 	done; exit $$rc
 
-molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, default 3)
+molecule: images ## All Molecule scenarios (DEPOTIX_MOLECULE_JOBS at a time, default 2)
 	molecule/run-all.sh
 
 bench-migration: bootstrap ## Time django_migration state=query against a bare showmigrations (make lab first)

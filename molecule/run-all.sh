@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 3): each scenario
+# Run every Molecule scenario, DEPOTIX_MOLECULE_JOBS at a time (default 2): each scenario
 # has its own lab server (depotix-<scenario>), so they do not share state. Each of the
 # parallel queues keeps one image store (the inner engine's /var/lib/docker, a volume
 # named depotix-store-<n>) from scenario to scenario, so images are loaded once per
@@ -10,11 +10,10 @@
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
-# Three at a time on the 2-core machine: the scenarios wait a good part of their time
-# (health gates, drains, pollers and writers running beside the changes), so a third
-# queue uses the cores better; measured on 5 scenarios: 1118 s at three against about
-# 1370 s at two (the sum of their durations at two, halved).
-jobs=${DEPOTIX_MOLECULE_JOBS:-3}
+# Two at a time on the 2-core machine. Three finish sooner (5 scenarios: 1118 s at three
+# against about 1370 s at two), but the API then answers so slowly that the pollers and
+# writers of the zero-failure tests see it as down: two until that has more headroom.
+jobs=${DEPOTIX_MOLECULE_JOBS:-2}
 logs=.cache/molecule
 mkdir -p "$logs"
 rm -f "$logs"/*.log "$logs"/*.status
