@@ -291,6 +291,16 @@ def writer_activity(summary: dict, start: float, end: float) -> tuple[int, int]:
     return sum(c[0] for c in seconds), sum(c[1] for c in seconds)
 
 
+def assert_no_failed_request(host, name: str, min_polls: int, min_writes: int) -> None:
+    """The poller and the writer called `name` went through a change (at least so many
+    polls and posts) and not one of their requests failed: every poll 200, every post 2xx."""
+    poll = recorded(host, f"poller_{name}")
+    summary, _ = writer_figures(host, name)
+    print(f"{name}: poller {poll}; writer sent {summary['sent']}, failed {summary['failed_by']}")
+    assert poll["samples"] > min_polls and summary["sent"] > min_writes
+    assert (poll["non_200_samples"], summary["failed"]) == (0, 0)
+
+
 def assert_writer_lost_nothing(host, name: str, windows: dict[str, tuple[float, float]],
                                must_succeed: tuple[str, ...] = ()) -> dict:
     """The writer really wrote while each run of `windows` ran (an answer within its window; an

@@ -2,9 +2,9 @@
 
 import json
 
-from depotix_checks import (PROJECT_DIR, assert_remote_work_killed, assert_writer_lost_nothing, container_image,
-                            content_changes, health,
-                            killed_at, psql, recorded, report_window, rollback_reports, run_log, writer_figures)
+from depotix_checks import (PROJECT_DIR, assert_no_failed_request, assert_remote_work_killed,
+                            assert_writer_lost_nothing, container_image, content_changes, health, killed_at, psql,
+                            recorded, report_window, rollback_reports, run_log, writer_figures)
 
 
 def post_movement(host, token: str, key: str) -> dict:
@@ -77,8 +77,4 @@ def test_the_kill_reached_the_docker_container_module_on_the_server():
 def test_no_request_failed_through_the_edge_during_the_killed_run_and_the_rerun(host):
     # The container with the flag off started beside the serving one; the poller (10/s) and
     # the writer (20/s) went through the edge on 127.0.0.1:80 throughout.
-    poll = recorded(host, "poller_scenario3")
-    summary, _ = writer_figures(host, "scenario3")
-    print(f"scenario 3: poller {poll}; writer sent {summary['sent']}, failed {summary['failed_by']}")
-    assert poll["samples"] > 50 and summary["sent"] > 100
-    assert (poll["non_200_samples"], summary["failed"]) == (0, 0)
+    assert_no_failed_request(host, "scenario3", 50, 100)
