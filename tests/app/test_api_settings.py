@@ -61,6 +61,25 @@ def test_database_password_file_overrides_the_url_password(tmp_path: Path) -> No
     assert config["PASSWORD"] == "from-file"
 
 
+def test_connections_are_kept_a_minute_and_checked_before_reuse() -> None:
+    config = envconfig.database_config({"DATABASE_URL": URL})
+
+    assert (config["CONN_MAX_AGE"], config["CONN_HEALTH_CHECKS"]) == (60, True)
+
+
+@pytest.mark.parametrize(("raw", "seconds"), [("0", 0), (" 300 ", 300)])
+def test_database_conn_max_age_sets_how_long_a_connection_is_kept(raw: str, seconds: int) -> None:
+    config = envconfig.database_config({"DATABASE_URL": URL, "DATABASE_CONN_MAX_AGE": raw})
+
+    assert config["CONN_MAX_AGE"] == seconds
+
+
+@pytest.mark.parametrize("raw", ["-1", "1.5", "forever"])
+def test_database_conn_max_age_that_is_not_whole_seconds_stops_the_app(raw: str) -> None:
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_CONN_MAX_AGE"):
+        envconfig.database_config({"DATABASE_URL": URL, "DATABASE_CONN_MAX_AGE": raw})
+
+
 @pytest.mark.parametrize(
     ("hostport", "host", "port"),
     [("%2Frun%2FPostgreSQL", "/run/PostgreSQL", "5432"), ("[::1]:5433", "::1", "5433"), ("Db-1", "Db-1", "5432")],

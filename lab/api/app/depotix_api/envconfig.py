@@ -18,6 +18,10 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1")
 DEFAULT_CONNECT_TIMEOUT_S = "5"
+# Seconds a worker keeps its database connection between requests. A new connection per
+# request (0) costs PostgreSQL a backend process and an authentication each time, which
+# at a health probe a second and a few dozen requests a second is most of its work.
+DEFAULT_CONN_MAX_AGE_S = 60
 DATABASE_URL_SHAPE = "postgres://USER@HOST[:PORT]/NAME, the password in DATABASE_PASSWORD_FILE"
 
 
@@ -113,5 +117,18 @@ def database_config(env: Mapping[str, str]) -> dict[str, object]:
         "HOST": host,
         "PORT": port or "5432",
         "OPTIONS": options,
-        "CONN_MAX_AGE": 0,
+        "CONN_MAX_AGE": conn_max_age(env),
+        # A kept connection that the server ended (a restart, a restore's swap) is found
+        # unusable at the start of the next request and replaced, not failed on.
+        "CONN_HEALTH_CHECKS": True,
     }
+
+
+def conn_max_age(env: Mapping[str, str]) -> int:
+    """Return DATABASE_CONN_MAX_AGE (seconds a connection is kept; 0 = one per request)."""
+    raw = env.get("DATABASE_CONN_MAX_AGE", "").strip()
+    if not raw:
+        return DEFAULT_CONN_MAX_AGE_S
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"DATABASE_CONN_MAX_AGE={raw!r} is not a whole number of seconds (0 or more)")
+    return int(raw)
