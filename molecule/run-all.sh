@@ -23,7 +23,7 @@ remove_stores() { docker volume rm --force $(stores) >/dev/null 2>&1 || true; }
 remove_stores
 trap remove_stores EXIT
 
-# Longest first (as measured in the last runs: 2 to 13 minutes each), so that the queues
+# Longest first (as measured in the last runs: 2 to 11 minutes each), so that the queues
 # end together; a scenario not named here runs after these.
 longest_first="deploy rollback_release quick_fixes rollback_migration deploy_failed_migration backup_restore default deploy_crash migration_module"
 all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)

@@ -79,3 +79,31 @@ def test_2_0_broken_server_exits_at_start(
 
     assert exit_code not in (None, 0), "gunicorn kept running"
     assert "No module named 'depotix_api.request_metrics'" in server.log()
+
+
+def app_sessions(database: Database) -> set[int]:
+    """Return the backend pids of the app's own connections to its database."""
+    rows = database.query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = %s"
+        " AND pid <> pg_backend_pid()",
+        (database.server.app_user,),
+    )
+    return {pid for (pid,) in rows}
+
+
+def test_workers_keep_their_connection_and_replace_one_the_server_ended(live_api: LiveApi) -> None:
+    def probe_all() -> list[int]:
+        return [live_api.client.request("GET", "/healthz", token=None).status for _ in range(8)]
+
+    assert probe_all() == [200] * 8
+    kept = app_sessions(live_api.database)
+    assert probe_all() == [200] * 8
+    assert kept and app_sessions(live_api.database) == kept, "a request opened a new connection"
+
+    live_api.database.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)", (list(kept),)
+    )
+
+    assert probe_all() == [200] * 8, "a request failed on a connection the server had ended"
+    replaced = app_sessions(live_api.database)
+    assert replaced and not replaced & kept

@@ -74,7 +74,7 @@ def test_database_conn_max_age_sets_how_long_a_connection_is_kept(raw: str, seco
     assert config["CONN_MAX_AGE"] == seconds
 
 
-@pytest.mark.parametrize("raw", ["-1", "1.5", "forever"])
+@pytest.mark.parametrize("raw", ["-1", "1.5", "forever", "\u00b2"])
 def test_database_conn_max_age_that_is_not_whole_seconds_stops_the_app(raw: str) -> None:
     with pytest.raises(ImproperlyConfigured, match="DATABASE_CONN_MAX_AGE"):
         envconfig.database_config({"DATABASE_URL": URL, "DATABASE_CONN_MAX_AGE": raw})

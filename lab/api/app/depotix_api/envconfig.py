@@ -129,6 +129,6 @@ def conn_max_age(env: Mapping[str, str]) -> int:
     raw = env.get("DATABASE_CONN_MAX_AGE", "").strip()
     if not raw:
         return DEFAULT_CONN_MAX_AGE_S
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise ImproperlyConfigured(f"DATABASE_CONN_MAX_AGE={raw!r} is not a whole number of seconds (0 or more)")
     return int(raw)
