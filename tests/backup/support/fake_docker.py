@@ -25,7 +25,7 @@ CLIENTS = {"pg_isready", "psql", "pg_dump", "pg_restore"}
 
 
 def split_exec(args: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Return (environment, command) of `exec [-i] [-e K=V]... CONTAINER CMD...`."""
+    """Return (environment, command) of `exec [-i] [--user U] [-e K=V]... CONTAINER CMD...` (the user is ignored)."""
     env: dict[str, str] = {}
     rest = list(args)
     while rest and rest[0].startswith("-"):
@@ -33,6 +33,8 @@ def split_exec(args: list[str]) -> tuple[dict[str, str], list[str]]:
         if flag == "-e":
             key, _, value = rest.pop(0).partition("=")
             env[key] = value
+        elif flag == "--user":
+            rest.pop(0)
     return env, rest[1:]
 
 

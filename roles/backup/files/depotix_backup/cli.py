@@ -25,6 +25,9 @@ from depotix_backup.errors import BackupError, Terminated
 from depotix_backup.files import directory_lock
 from depotix_backup.names import in_future, list_dumps, resolve_dump
 from depotix_backup.offsite import cmd_offsite
+from depotix_backup.pitr import (BACKUP_TYPES, archiver_state_or_none, cmd_pitr_backup, cmd_pitr_check,
+                                 cmd_pitr_expire, cmd_pitr_plan, cmd_pitr_restore, cmd_pitr_verify, cmd_restore_point,
+                                 read_points, repository_info, restore_plan)
 from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore, cmd_verify_restore
 from depotix_backup.retention import cmd_prune
 from depotix_backup.schedule import cmd_scheduled
@@ -32,9 +35,10 @@ from depotix_backup.settings import load_config
 from depotix_backup.status import record_outcome
 from depotix_backup.verify import cmd_plan, cmd_verify
 
-LOCKING_COMMANDS = {"dump", "restore", "drill", "prune", "offsite", "scheduled", "discard-previous"}
+LOCKING_COMMANDS = {"dump", "restore", "drill", "prune", "offsite", "scheduled", "discard-previous",
+                    "pitr-backup", "pitr-expire", "pitr-restore"}
 # The runs whose outcome goes to the status file (monitoring).
-REPORTED_COMMANDS = {"scheduled", "drill"}
+REPORTED_COMMANDS = {"scheduled", "drill", "pitr-backup", "pitr-verify", "pitr-check"}
 NAME_HELP = "file name in the backup directory, or latest"
 UNRECORDED_HELP = "accept a dump whose .json record is missing or torn (the output lists what goes unchecked)"
 
@@ -93,7 +97,36 @@ def parse_args(argv: list[str], config_file: Path) -> argparse.Namespace:
     prune.add_argument("--verified", default=None, help="the newest dump, just verified (not checked again)")
     sub.add_parser("scheduled", help="the host's daily job: dump, offsite copy, retention")
     sub.add_parser("list", help="list the dumps, newest first")
+    add_pitr_commands(sub)
     return parser.parse_args(argv)
+
+
+def add_pitr_target(sub_parser: Any) -> None:
+    """Add the recovery target options: a time, a restore point, or neither (the newest archived WAL)."""
+    target = sub_parser.add_mutually_exclusive_group()
+    target.add_argument("--target-time", default=None, help="a time with its offset, e.g. '2026-11-30 10:14:59+00'")
+    target.add_argument("--target-name", default=None, help="a recorded restore point's name")
+
+
+def add_pitr_commands(sub: Any) -> None:
+    """Add the point-in-time recovery commands (pgBackRest in the database container)."""
+    backup = sub.add_parser("pitr-backup", help="take a pgBackRest backup (full, diff or incr)")
+    backup.add_argument("--type", choices=BACKUP_TYPES, required=True)
+    sub.add_parser("pitr-expire", help="expire pgBackRest backups and WAL beyond the retention")
+    sub.add_parser("pitr-verify", help="verify the repository: checksums of every backup file and WAL segment")
+    sub.add_parser("pitr-check", help="check that a WAL switch reaches the repository")
+    sub.add_parser("pitr-info", help="the repository's backups, WAL range, archiver state and restore points")
+    plan = sub.add_parser("pitr-plan", help="which backup set and WAL a recovery to the target uses (read-only)")
+    add_pitr_target(plan)
+    restore = sub.add_parser("pitr-restore", help="restore a backup set into a new volume, with recovery settings")
+    add_pitr_target(restore)
+    restore.add_argument("--volume", required=True, help="the new Docker volume (never the live one)")
+    restore.add_argument("--image", required=True, help="the database image (it runs pgbackrest restore)")
+    restore.add_argument("--set", required=True, help="the backup set (pitr-plan names it)")
+    point = sub.add_parser("restore-point", help="create and record a named PostgreSQL restore point")
+    point.add_argument("name")
+    point.add_argument("--action", default="manual", help="what is about to change (deploy, rollback2, restore)")
+    point.add_argument("--release", default=None, help="the release running now")
 
 
 def plan_input() -> dict[str, Any]:
@@ -119,6 +152,16 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "prune": lambda: cmd_prune(config, args.dry_run, args.verified),
         "offsite": lambda: cmd_offsite(config, args.name),
         "scheduled": lambda: cmd_scheduled(config),
+        "pitr-backup": lambda: cmd_pitr_backup(config, args.type),
+        "pitr-expire": lambda: cmd_pitr_expire(config),
+        "pitr-verify": lambda: cmd_pitr_verify(config),
+        "pitr-check": lambda: cmd_pitr_check(config),
+        "pitr-info": lambda: {"changed": False, **repository_info(config), "archiver": archiver_state_or_none(config),
+                              "restore_points": read_points(config)},
+        "pitr-plan": lambda: cmd_pitr_plan(config, args.target_time, args.target_name),
+        "pitr-restore": lambda: cmd_pitr_restore(config, restore_plan(args.set, args.target_time, args.target_name),
+                                                 args.volume, args.image),
+        "restore-point": lambda: cmd_restore_point(config, args.name, args.action, args.release),
     }
     return commands.get(args.command, lambda: cmd_list(config))()
 

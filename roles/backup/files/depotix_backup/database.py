@@ -30,14 +30,15 @@ def docker_timeout(config: dict[str, Any]) -> float:
 
 
 def docker_exec(config: dict[str, Any], args: list[str], env: dict[str, str] | None = None,
-                timeout: float | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
-    """Run a command inside the database container (as root there; clients connect as the superuser).
+                timeout: float | None = None, user: str | None = None, **kwargs: Any) -> subprocess.CompletedProcess:
+    """Run a command inside the database container (as root there, or `user`; clients connect as the superuser).
 
     A docker CLI that cannot start, or does not answer within `timeout` seconds, raises
     Unreachable: that says nothing about the database or a dump.
     """
     env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
-    cmd = [config["docker"], "exec", "-i", *env_args, config["container"], *args]
+    user_args = ["--user", user] if user else []
+    cmd = [config["docker"], "exec", "-i", *user_args, *env_args, config["container"], *args]
     try:
         return subprocess.run(cmd, check=False, timeout=timeout, **kwargs)
     except subprocess.TimeoutExpired as exc:

@@ -28,6 +28,14 @@ METRICS = {
     "last_run_success": "1 if the last scheduled backup succeeded, 0 if it failed.",
     "drill_last_success_timestamp_seconds": "Unix time of the end of the last restore drill that passed.",
     "drill_last_run_success": "1 if the last restore drill passed, 0 if it failed.",
+    "pitr_full_last_success_timestamp_seconds": "Unix time of the end of the last full pgBackRest backup.",
+    "pitr_diff_last_success_timestamp_seconds": "Unix time of the end of the last differential pgBackRest backup.",
+    "pitr_incr_last_success_timestamp_seconds": "Unix time of the end of the last incremental pgBackRest backup.",
+    "pitr_last_run_success": "1 if the last scheduled pgBackRest backup succeeded, 0 if it failed.",
+    "pitr_verify_last_success_timestamp_seconds": "Unix time of the end of the last pgBackRest verify that passed.",
+    "pitr_verify_last_run_success": "1 if the last pgBackRest verify passed, 0 if it failed.",
+    "pitr_wal_archived_age_seconds": "Seconds since PostgreSQL last archived a WAL segment (when last asked).",
+    "pitr_wal_archive_failing": "1 if WAL archiving is failing (the last push failed after the last success).",
 }
 
 
@@ -74,8 +82,33 @@ def write_status(path: Path, values: dict[str, float]) -> None:
     fsync_path(path.parent)
 
 
+def archiver_values(archiver: dict[str, Any] | None) -> dict[str, float]:
+    """Return the WAL archiving metrics of a pgBackRest run's archiver state (none when it was not read)."""
+    if not archiver:
+        return {}
+    values = {"pitr_wal_archive_failing": int(bool(archiver.get("failing")))}
+    if archiver.get("archived_age_seconds") is not None:
+        values["pitr_wal_archived_age_seconds"] = archiver["archived_age_seconds"]
+    return values
+
+
+def pitr_values(command: str, result: dict[str, Any] | None) -> dict[str, float]:
+    """Return the metrics a pgBackRest backup, verify or check changes."""
+    success = "pitr_verify_last_run_success" if command == "pitr-verify" else "pitr_last_run_success"
+    if result is None:
+        return {success: 0} if command != "pitr-check" else {"pitr_wal_archive_failing": 1}
+    values = archiver_values(result.get("archiver"))
+    if command == "pitr-backup":
+        values.update({success: 1, f"pitr_{result['type']}_last_success_timestamp_seconds": round(time.time())})
+    elif command == "pitr-verify":
+        values.update({success: 1, "pitr_verify_last_success_timestamp_seconds": round(time.time())})
+    return values
+
+
 def outcome_values(command: str, result: dict[str, Any] | None, seconds: float) -> dict[str, float]:
     """Return the metrics a run changes: its success values when `result` is set, else only its failure."""
+    if command.startswith("pitr-"):
+        return pitr_values(command, result)
     if command == "drill":
         if result is None:
             return {"drill_last_run_success": 0}
