@@ -25,7 +25,7 @@ trap remove_stores EXIT
 
 # Longest first (as measured in the last runs: 2 to 11 minutes each), so that the queues
 # end together; a scenario not named here runs after these.
-longest_first="deploy rollback_release quick_fixes rollback_migration deploy_failed_migration backup_restore default deploy_crash migration_module"
+longest_first="deploy rollback_release quick_fixes pitr rollback_migration deploy_failed_migration backup_restore default deploy_crash migration_module"
 all=$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
 scenarios=$(for s in $longest_first; do [ -f "molecule/$s/molecule.yml" ] && echo "$s"; done
             for s in $all; do case " $longest_first " in *" $s "*) ;; *) echo "$s" ;; esac; done)

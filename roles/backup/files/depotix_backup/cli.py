@@ -26,7 +26,7 @@ from depotix_backup.files import directory_lock
 from depotix_backup.names import in_future, list_dumps, resolve_dump
 from depotix_backup.offsite import cmd_offsite
 from depotix_backup.pitr import (BACKUP_TYPES, archiver_state_or_none, cmd_pitr_backup, cmd_pitr_check,
-                                 cmd_pitr_expire, cmd_pitr_plan, cmd_pitr_restore, cmd_pitr_verify, cmd_restore_point,
+                                 cmd_pitr_drill, cmd_pitr_expire, cmd_pitr_plan, cmd_pitr_restore, cmd_pitr_verify, cmd_restore_point,
                                  read_points, repository_info, restore_plan)
 from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore, cmd_verify_restore
 from depotix_backup.retention import cmd_prune
@@ -36,9 +36,9 @@ from depotix_backup.status import record_outcome
 from depotix_backup.verify import cmd_plan, cmd_verify
 
 LOCKING_COMMANDS = {"dump", "restore", "drill", "prune", "offsite", "scheduled", "discard-previous",
-                    "pitr-backup", "pitr-expire", "pitr-restore"}
+                    "pitr-backup", "pitr-expire", "pitr-restore", "pitr-drill"}
 # The runs whose outcome goes to the status file (monitoring).
-REPORTED_COMMANDS = {"scheduled", "drill", "pitr-backup", "pitr-verify", "pitr-check"}
+REPORTED_COMMANDS = {"scheduled", "drill", "pitr-backup", "pitr-verify", "pitr-check", "pitr-drill"}
 NAME_HELP = "file name in the backup directory, or latest"
 UNRECORDED_HELP = "accept a dump whose .json record is missing or torn (the output lists what goes unchecked)"
 
@@ -115,6 +115,8 @@ def add_pitr_commands(sub: Any) -> None:
     sub.add_parser("pitr-expire", help="expire pgBackRest backups and WAL beyond the retention")
     sub.add_parser("pitr-verify", help="verify the repository: checksums of every backup file and WAL segment")
     sub.add_parser("pitr-check", help="check that a WAL switch reaches the repository")
+    sub.add_parser("pitr-drill", help="recover the newest backup set and its WAL into a scratch cluster, to a restore "
+                                      "point just created, and compare every table's row count with the live one")
     sub.add_parser("pitr-info", help="the repository's backups, WAL range, archiver state and restore points")
     plan = sub.add_parser("pitr-plan", help="which backup set and WAL a recovery to the target uses (read-only)")
     add_pitr_target(plan)
@@ -156,6 +158,7 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "pitr-expire": lambda: cmd_pitr_expire(config),
         "pitr-verify": lambda: cmd_pitr_verify(config),
         "pitr-check": lambda: cmd_pitr_check(config),
+        "pitr-drill": lambda: cmd_pitr_drill(config),
         "pitr-info": lambda: {"changed": False, **repository_info(config), "archiver": archiver_state_or_none(config),
                               "restore_points": read_points(config)},
         "pitr-plan": lambda: cmd_pitr_plan(config, args.target_time, args.target_name),

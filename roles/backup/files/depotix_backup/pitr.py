@@ -31,6 +31,8 @@ DOCKER_VOLUME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,127}$")
 CONTAINER_REPO = "/var/lib/pgbackrest"
 CONTAINER_CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 DATA_DIR = "/var/lib/postgresql/data"
+# The one-off container that runs `pgbackrest restore` (one at a time: the directory's lock).
+RESTORE_CONTAINER = "depotix-pitr-restore"
 
 
 def stanza(config: dict[str, Any]) -> str:
@@ -69,7 +71,16 @@ def parse_info(text: str) -> dict[str, Any]:
         raise BackupError(f"pgbackrest info printed no JSON ({exc})") from exc
     if not stanzas:
         raise BackupError("pgbackrest info knows no stanza: create it (site.yml, postgres role)")
-    info = stanzas[0]
+    if not isinstance(stanzas, list) or not isinstance(stanzas[0], dict):
+        raise BackupError("pgbackrest info printed JSON of another shape than a list of stanzas")
+    try:
+        return stanza_info(stanzas[0])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BackupError(f"pgbackrest info printed a stanza without {exc}: is this pgBackRest 2.x?") from exc
+
+
+def stanza_info(info: dict[str, Any]) -> dict[str, Any]:
+    """Return one stanza of `pgbackrest info --output=json` in parse_info's form."""
     status = info.get("status") or {}
     backups = [{
         "label": b["label"], "type": b["type"], "prior": b.get("prior"),
@@ -87,9 +98,34 @@ def parse_info(text: str) -> dict[str, Any]:
             "backups": backups, "wal": wal}
 
 
+def one_off(config: dict[str, Any], image: str, pgbackrest_args: list[str], *mounts: str) -> list[str]:
+    """Return the command of a one-off container of the database image running pgbackrest, without a network.
+
+    It sees the repository and pgbackrest.conf where the database container does (and `mounts`).
+    """
+    return [config["docker"], "run", "--rm", "--user", "postgres", "--network", "none",
+            "--mount", f"type=bind,source={config['pitr_repo_dir']},target={CONTAINER_REPO}",
+            "--mount", f"type=bind,source={config['pitr_config_file']},target={CONTAINER_CONFIG},readonly",
+            *[arg for mount in mounts for arg in ("--mount", mount)],
+            "--entrypoint", "pgbackrest", image, f"--stanza={stanza(config)}", *pgbackrest_args]
+
+
 def repository_info(config: dict[str, Any]) -> dict[str, Any]:
-    """Return what the repository holds (parse_info)."""
-    return parse_info(pgbackrest(config, ["--output=json", "info"], timeout=docker_timeout(config)))
+    """Return what the repository holds (parse_info); through a one-off container when the database is down."""
+    try:
+        return parse_info(pgbackrest(config, ["--output=json", "info"], timeout=docker_timeout(config)))
+    except Unreachable:
+        if not config.get("pitr_image"):
+            raise
+    try:
+        done = subprocess.run(one_off(config, config["pitr_image"], ["--output=json", "info"]), capture_output=True,
+                              text=True, check=False, timeout=docker_timeout(config))
+    except subprocess.TimeoutExpired as exc:
+        raise Unreachable("docker run (pgbackrest info) did not answer: check the Docker daemon") from exc
+    if done.returncode != 0:
+        raise BackupError(f"pgbackrest info failed (exit {done.returncode}): "
+                          f"{first_error(done.stdout + chr(10) + done.stderr)}")
+    return parse_info(done.stdout)
 
 
 def archiver_state(config: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +177,8 @@ def cmd_pitr_verify(config: dict[str, Any]) -> dict[str, Any]:
 
 def cmd_pitr_check(config: dict[str, Any]) -> dict[str, Any]:
     """Check that a WAL switch reaches the repository (pgbackrest check), then report the archiver's state."""
-    pgbackrest(config, ["check"], timeout=float(config.get("pitr_check_timeout", 120)))
+    wait = int(config.get("pitr_check_timeout", 60))
+    pgbackrest(config, [f"--archive-timeout={wait}", "check"], timeout=wait + docker_timeout(config))
     return {"changed": False, "checked": True, "archiver": archiver_state(config)}
 
 
@@ -155,7 +192,9 @@ def read_points(config: dict[str, Any]) -> list[dict[str, Any]]:
     except ValueError as exc:
         raise BackupError(f"{path} is not valid JSON ({exc}): move it aside; restore points are also in the "
                           "PostgreSQL log") from exc
-    return points if isinstance(points, list) else []
+    if not isinstance(points, list):
+        raise BackupError(f"{path} does not hold a list of restore points: move it aside")
+    return points
 
 
 def write_points(config: dict[str, Any], points: list[dict[str, Any]]) -> None:
@@ -172,7 +211,7 @@ def write_points(config: dict[str, Any], points: list[dict[str, Any]]) -> None:
 
 def cmd_restore_point(config: dict[str, Any], name: str, action: str, release: str | None) -> dict[str, Any]:
     """Create a named PostgreSQL restore point and record it (name, time, LSN, action, release)."""
-    if not POINT_NAME.match(name):
+    if not POINT_NAME.fullmatch(name):
         raise BackupError(f"restore point name {name!r}: use 1 to 63 letters, digits and . _ - : "
                           "(starting with a letter or digit)")
     if any(point["name"] == name for point in read_points(config)):
@@ -203,7 +242,7 @@ def parse_target_time(text: str) -> dt.datetime:
 def coverage(info: dict[str, Any], archiver: dict[str, Any] | None, now: dt.datetime) -> dict[str, Any]:
     """Return the times a recovery can reach: from the end of the oldest backup to the newest archived WAL (or now)."""
     if not info["backups"]:
-        raise BackupError("the repository holds no backup yet: take one (backup.yml -e pitr_backup=full) first")
+        raise BackupError("the repository holds no backup yet: take one (backup.yml -e pitr=full) first")
     newest = now.isoformat()
     if archiver and archiver.get("failing"):
         newest = archiver.get("last_archived_time") or newest
@@ -238,7 +277,7 @@ def cmd_pitr_plan(config: dict[str, Any], target_time: str | None, target_name: 
     else:
         moment = None
         target = {"type": "latest", "value": None, "time": covered["to"]}
-    if moment is not None and not covered["from"] <= moment.isoformat() <= covered["to"]:
+    if moment is not None and not covered["from"] < moment.isoformat() <= covered["to"]:
         raise BackupError(f"{target['type']} target {target['value']} ({moment.isoformat()}) is outside what the "
                           f"repository covers: from {covered['from']} (the end of the oldest backup) to "
                           f"{covered['to']}")
@@ -261,12 +300,12 @@ def restore_plan(backup_set: str, target_time: str | None, target_name: str | No
 
     Nothing is read from the database: it is stopped by then.
     """
-    if not re.match(r"^\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?$", backup_set):
+    if not re.fullmatch(r"\d{8}-\d{6}F(_\d{8}-\d{6}[DI])?", backup_set):
         raise BackupError(f"backup set {backup_set!r} is not a pgBackRest backup label")
     if target_time:
         target = {"type": "time", "value": parse_target_time(target_time).isoformat(sep=" ")}
     elif target_name:
-        if not POINT_NAME.match(target_name):
+        if not POINT_NAME.fullmatch(target_name):
             raise BackupError(f"restore point name {target_name!r} is not one this script records")
         target = {"type": "name", "value": target_name}
     else:
@@ -284,20 +323,22 @@ def restore_argv(config: dict[str, Any], plan: dict[str, Any]) -> list[str]:
 
 
 def cmd_pitr_restore(config: dict[str, Any], plan: dict[str, Any], volume: str, image: str) -> dict[str, Any]:
-    """Restore the plan's backup set into a new, empty Docker volume (recovery settings written, not started).
+    """Restore the plan's backup set into a new Docker volume (recovery settings written, not started).
 
-    A volume left by an interrupted run is emptied and used again; the live volume is refused.
+    The restore runs in a one-off container of the database image (RESTORE_CONTAINER) with
+    the volume, the repository and pgbackrest.conf mounted, without a network.
     """
-    if not DOCKER_VOLUME.match(volume):
+    if not DOCKER_VOLUME.fullmatch(volume):
         raise BackupError(f"volume name {volume!r} is not a Docker volume name")
     docker = config["docker"]
     started = time.monotonic()
-    run = [docker, "run", "--rm", "--user", "postgres", "--network", "none",
-           "--mount", f"type=volume,source={volume},target={DATA_DIR}",
-           "--mount", f"type=bind,source={config['pitr_repo_dir']},target={CONTAINER_REPO}",
-           "--mount", f"type=bind,source={config['pitr_config_file']},target={CONTAINER_CONFIG},readonly",
-           "--entrypoint", "pgbackrest", image, "--delta", *restore_argv(config, plan)]
+    run = one_off(config, image, ["--delta", *restore_argv(config, plan)[1:]],
+                  f"type=volume,source={volume},target={DATA_DIR}")
+    run[2:2] = ["--name", RESTORE_CONTAINER]
     try:
+        # One left by a killed run goes first (its volume is emptied by --delta below).
+        subprocess.run([docker, "rm", "--force", RESTORE_CONTAINER], check=False, capture_output=True,
+                       timeout=docker_timeout(config))
         subprocess.run([docker, "volume", "create", volume], check=True, capture_output=True, text=True,
                        timeout=docker_timeout(config))
         done = subprocess.run(run, capture_output=True, text=True, check=False)
@@ -310,3 +351,119 @@ def cmd_pitr_restore(config: dict[str, Any], plan: dict[str, Any], volume: str, 
                           f"{first_error(done.stdout + chr(10) + done.stderr)}")
     return {"changed": True, "volume": volume, "set": plan["set"], "target": plan["target"],
             "seconds": round(time.monotonic() - started, 2)}
+
+
+# The scratch cluster of a drill: a container of its own, without a network, that never archives.
+DRILL_CONTAINER = "depotix-pitr-drill"
+DRILL_VOLUME = "depotix-pitr-drill"
+
+
+def live_counts_at_point(config: dict[str, Any], name: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """Create restore point `name` and count every table's rows at exactly that point.
+
+    Writers wait (SHARE locks, taken before the snapshot) while the point is created and the
+    rows are counted, so that the counts are those of the point: a fraction of a second.
+    """
+    tables = [line for line in psql(config, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                                            "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+                                            "ORDER BY 1", config["database"]).splitlines() if line]
+    counts = " UNION ALL ".join(f"SELECT {quote_literal(t)}, count(*) FROM {t}" for t in tables) or "SELECT '', 0"
+    output = psql(config, "BEGIN ISOLATION LEVEL REPEATABLE READ;\n"
+                          + (f"LOCK TABLE {', '.join(tables)} IN SHARE MODE;\n" if tables else "")
+                          + f"SELECT 'point', pg_create_restore_point({quote_literal(name)}), now();\n"
+                          + counts + ";\nCOMMIT;\n", config["database"], timeout=docker_timeout(config))
+    rows: dict[str, int] = {}
+    point: dict[str, Any] = {"name": name}
+    for line in output.splitlines():
+        first, _, rest = line.partition("|")
+        if first == "point":
+            point["lsn"], point["time"] = rest.split("|")
+        elif first:
+            rows[first] = int(rest)
+    return rows, point
+
+
+def drill_counts(config: dict[str, Any]) -> dict[str, int]:
+    """Count every table's rows in the drill's scratch cluster."""
+    sql = ("SELECT format('SELECT %L, count(*) FROM %I.%I;', format('%I.%I', schemaname, tablename), schemaname, "
+           "tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 \\gexec\n")
+    done = subprocess.run([config["docker"], "exec", "-i", DRILL_CONTAINER, "psql", "-X", "-q", "-A", "-t", "-v",
+                           "ON_ERROR_STOP=1", "-U", config["user"], "-d", config["database"]],
+                          input=sql, capture_output=True, text=True, check=False, timeout=docker_timeout(config))
+    if done.returncode != 0:
+        raise BackupError(f"counting the rows of the drill's cluster failed: {first_error(done.stderr)}")
+    return {name: int(count) for name, _, count in (line.partition("|") for line in done.stdout.splitlines()) if name}
+
+
+def wait_promoted(config: dict[str, Any], timeout: float) -> None:
+    """Wait until the drill's cluster has replayed to its target and promoted; fail saying what it logged."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = subprocess.run([config["docker"], "exec", DRILL_CONTAINER, "psql", "-X", "-A", "-t", "-U",
+                               config["user"], "-d", "postgres", "-c", "SELECT pg_is_in_recovery()"],
+                              capture_output=True, text=True, check=False, timeout=docker_timeout(config))
+        if done.stdout.strip() == "f":
+            return
+        state = subprocess.run([config["docker"], "inspect", "--format", "{{.State.Running}}", DRILL_CONTAINER],
+                               capture_output=True, text=True, check=False).stdout.strip()
+        if state == "false":
+            break
+        time.sleep(1)
+    logs = subprocess.run([config["docker"], "logs", "--tail", "5", DRILL_CONTAINER], capture_output=True,
+                          text=True, check=False)
+    raise BackupError("the drill's cluster did not reach its restore point and promote: "
+                      + " / ".join(line.strip() for line in (logs.stdout + logs.stderr).splitlines()[-3:]))
+
+
+def remove_drill(config: dict[str, Any]) -> None:
+    """Remove the drill's container and volume (also those a killed drill left)."""
+    subprocess.run([config["docker"], "rm", "--force", "--volumes", DRILL_CONTAINER], capture_output=True,
+                   check=False, timeout=docker_timeout(config))
+    subprocess.run([config["docker"], "volume", "rm", "--force", DRILL_VOLUME], capture_output=True, check=False,
+                   timeout=docker_timeout(config))
+
+
+def cmd_pitr_drill(config: dict[str, Any]) -> dict[str, Any]:
+    """Restore the newest backup set with its WAL into a scratch cluster and compare it with the live database.
+
+    A restore point is created on the live database with its row counts at that point
+    (live_counts_at_point); the WAL up to it is archived (pgbackrest check); the scratch
+    cluster (no network, archiving off: it never writes to the repository) replays to the
+    point and promotes; every table's row count must equal the live one. The scratch
+    cluster goes whatever happens.
+    """
+    started = time.monotonic()
+    image = config.get("pitr_image") or ""
+    if not image:
+        raise BackupError("the settings name no database image (pitr_image): rerun the backup role (site.yml)")
+    name = "drill_" + clock.utc_now().strftime("%Y%m%dT%H%M%SZ")
+    live, point = live_counts_at_point(config, name)
+    cmd_pitr_check(config)
+    info = repository_info(config)
+    chosen = choose_set(info, None)
+    remove_drill(config)
+    try:
+        restore = one_off(config, image, ["--delta", f"--set={chosen['label']}", "--type=name", f"--target={name}",
+                                          "--target-action=promote", "restore"],
+                          f"type=volume,source={DRILL_VOLUME},target={DATA_DIR}")
+        done = subprocess.run(restore, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BackupError(f"pgbackrest restore of {chosen['label']} for the drill failed: "
+                              f"{first_error(done.stdout + chr(10) + done.stderr)}")
+        run = [config["docker"], "run", "--detach", "--name", DRILL_CONTAINER, "--network", "none", "--init",
+               "--mount", f"type=volume,source={DRILL_VOLUME},target={DATA_DIR}",
+               "--mount", f"type=bind,source={config['pitr_repo_dir']},target={CONTAINER_REPO},readonly",
+               "--mount", f"type=bind,source={config['pitr_config_file']},target={CONTAINER_CONFIG},readonly",
+               image, "postgres", "-c", "archive_mode=off"]
+        subprocess.run(run, capture_output=True, text=True, check=True, timeout=docker_timeout(config))
+        wait_promoted(config, float(config.get("pitr_drill_timeout", 1800)))
+        scratch = drill_counts(config)
+    finally:
+        remove_drill(config)
+    differ = {t: {"live": live.get(t), "recovered": scratch.get(t)} for t in sorted(set(live) | set(scratch))
+              if live.get(t) != scratch.get(t)}
+    if differ:
+        raise BackupError(f"the drill's recovery to {name} differs from the live database at that point: "
+                          + json.dumps(differ, sort_keys=True)[:600])
+    return {"changed": False, "outcome": "passed", "point": point, "set": chosen["label"], "tables": len(live),
+            "rows": sum(live.values()), "seconds": round(time.monotonic() - started, 2)}

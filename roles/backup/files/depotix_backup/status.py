@@ -34,6 +34,8 @@ METRICS = {
     "pitr_last_run_success": "1 if the last scheduled pgBackRest backup succeeded, 0 if it failed.",
     "pitr_verify_last_success_timestamp_seconds": "Unix time of the end of the last pgBackRest verify that passed.",
     "pitr_verify_last_run_success": "1 if the last pgBackRest verify passed, 0 if it failed.",
+    "pitr_drill_last_success_timestamp_seconds": "Unix time of the end of the last point-in-time drill that passed.",
+    "pitr_drill_last_run_success": "1 if the last point-in-time drill passed, 0 if it failed.",
     "pitr_wal_archived_age_seconds": "Seconds since PostgreSQL last archived a WAL segment (when last asked).",
     "pitr_wal_archive_failing": "1 if WAL archiving is failing (the last push failed after the last success).",
 }
@@ -94,7 +96,8 @@ def archiver_values(archiver: dict[str, Any] | None) -> dict[str, float]:
 
 def pitr_values(command: str, result: dict[str, Any] | None) -> dict[str, float]:
     """Return the metrics a pgBackRest backup, verify or check changes."""
-    success = "pitr_verify_last_run_success" if command == "pitr-verify" else "pitr_last_run_success"
+    success = {"pitr-verify": "pitr_verify_last_run_success",
+               "pitr-drill": "pitr_drill_last_run_success"}.get(command, "pitr_last_run_success")
     if result is None:
         return {success: 0} if command != "pitr-check" else {"pitr_wal_archive_failing": 1}
     values = archiver_values(result.get("archiver"))
@@ -102,6 +105,8 @@ def pitr_values(command: str, result: dict[str, Any] | None) -> dict[str, float]
         values.update({success: 1, f"pitr_{result['type']}_last_success_timestamp_seconds": round(time.time())})
     elif command == "pitr-verify":
         values.update({success: 1, "pitr_verify_last_success_timestamp_seconds": round(time.time())})
+    elif command == "pitr-drill":
+        values.update({success: 1, "pitr_drill_last_success_timestamp_seconds": round(time.time())})
     return values
 
 
