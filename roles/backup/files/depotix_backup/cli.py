@@ -20,6 +20,7 @@ from typing import Any
 
 import depotix_backup
 from depotix_backup import clock
+from depotix_backup.database import table_snapshot
 from depotix_backup.dump import cmd_dump
 from depotix_backup.errors import BackupError, Terminated
 from depotix_backup.files import directory_lock
@@ -51,6 +52,12 @@ def cmd_list(config: dict[str, Any]) -> dict[str, Any]:
         {"file": d.name, "time": d.time.isoformat(), "label": d.label, "complete": d.good, "sequence": d.sequence,
          "future": d.time > now, "problem": d.problem, "size": (backup_dir / d.name).stat().st_size}
         for d in reversed(dumps)]}
+
+
+def cmd_rows(config: dict[str, Any]) -> dict[str, Any]:
+    """Return every table's row count in the live database, and their sum."""
+    tables = table_snapshot(config, config["database"], checksums=False)["tables"]
+    return {"changed": False, "database": config["database"], "tables": tables, "rows": sum(tables.values())}
 
 
 def add_named_commands(sub: Any) -> None:
@@ -117,6 +124,7 @@ def add_pitr_commands(sub: Any) -> None:
     sub.add_parser("pitr-check", help="check that a WAL switch reaches the repository")
     sub.add_parser("pitr-drill", help="recover the newest backup set and its WAL into a scratch cluster, to a restore "
                                       "point just created, and compare every table's row count with the live one")
+    sub.add_parser("rows", help="every table's row count in the live database")
     sub.add_parser("pitr-info", help="the repository's backups, WAL range, archiver state and restore points")
     plan = sub.add_parser("pitr-plan", help="which backup set and WAL a recovery to the target uses (read-only)")
     add_pitr_target(plan)
@@ -159,6 +167,7 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "pitr-verify": lambda: cmd_pitr_verify(config),
         "pitr-check": lambda: cmd_pitr_check(config),
         "pitr-drill": lambda: cmd_pitr_drill(config),
+        "rows": lambda: cmd_rows(config),
         "pitr-info": lambda: {"changed": False, **repository_info(config), "archiver": archiver_state_or_none(config),
                               "restore_points": read_points(config)},
         "pitr-plan": lambda: cmd_pitr_plan(config, args.target_time, args.target_name),
