@@ -264,7 +264,8 @@ def test_choose_set_of_an_empty_repository_is_refused():
 
 @pytest.mark.parametrize("label", [FULL, DIFF, INCR, FULL2])
 def test_restore_plan_takes_a_full_diff_or_incr_label(label):
-    assert restore_plan(label, None, None) == {"set": label, "target": {"type": "latest", "value": None}}
+    assert restore_plan(label, None, None) == {"set": label, "target": {"type": "latest", "value": None},
+                                               "timeline": None}
 
 
 @pytest.mark.parametrize("label", ["latest", "", "20261201-035415", "20261201-035415D", "20261201-035415F_",
@@ -284,9 +285,9 @@ def test_restore_plan_refuses_a_label_or_name_with_a_trailing_newline(label, nam
 
 def test_restore_plan_normalises_the_target_time_to_utc():
     assert restore_plan(DIFF, "2026-12-02 14:30:00.5+01", None) == {
-        "set": DIFF, "target": {"type": "time", "value": "2026-12-02 13:30:00.500000+00:00"}}
+        "set": DIFF, "target": {"type": "time", "value": "2026-12-02 13:30:00.500000+00:00"}, "timeline": None}
     assert restore_plan(DIFF, "2026-12-02T13:30:00Z", "ignored-when-a-time-is-given") == {
-        "set": DIFF, "target": {"type": "time", "value": "2026-12-02 13:30:00+00:00"}}
+        "set": DIFF, "target": {"type": "time", "value": "2026-12-02 13:30:00+00:00"}, "timeline": None}
 
 
 def test_restore_plan_refuses_a_target_time_without_offset():
@@ -296,7 +297,8 @@ def test_restore_plan_refuses_a_target_time_without_offset():
 
 @pytest.mark.parametrize("name", ["before-2.1", "a", "deploy_2.1:rc-1", "X" * 63])
 def test_restore_plan_takes_a_restore_point_name(name):
-    assert restore_plan(FULL2, None, name) == {"set": FULL2, "target": {"type": "name", "value": name}}
+    assert restore_plan(FULL2, None, name) == {"set": FULL2, "target": {"type": "name", "value": name},
+                                               "timeline": None}
 
 
 @pytest.mark.parametrize("name", ["-before", ".hidden", "before 2.1", "before'2.1", "X" * 64, "before/2.1",
@@ -453,6 +455,8 @@ def repository(monkeypatch, points_config):
     info["wal"]["max"] = wal(13)
     monkeypatch.setattr(pitr, "repository_info", lambda config: info)
     monkeypatch.setattr(pitr, "archiver_state", archiver_state)
+    # The live database's timeline, asked only while it answers (the archiver's state read).
+    monkeypatch.setattr(pitr, "live_timeline", lambda config: 3)
     monkeypatch.setattr(depotix_backup.clock, "utc_now", lambda: NOW)
     points_config["_archiver"] = state
     return points_config
@@ -493,7 +497,7 @@ def test_plan_for_a_time_in_range_chooses_the_set_that_ended_before_it(repositor
         "changed": False,
         "target": {"type": "time", "value": "2026-12-02 13:30:00+00:00", "time": "2026-12-02T13:30:00+00:00"},
         "covered": {"from": "2026-12-01T03:54:17+00:00", "to": "2026-12-05T09:00:00+00:00"},
-        "set": DIFF, "backup": DIFF_SET, "wal": {"from": wal(5), "to": wal(14)}, "archiver": HEALTHY,
+        "set": DIFF, "backup": DIFF_SET, "timeline": 3, "wal": {"from": wal(5), "to": wal(14)}, "archiver": HEALTHY,
     }
 
 
@@ -633,3 +637,16 @@ def test_pgbackrest_outcomes_keep_the_dump_metrics_in_the_status_file(tmp_path, 
     text = path.read_text()
     assert f"{PREFIX}pitr_wal_archived_age_seconds 90\n" in text
     assert f"# TYPE {PREFIX}pitr_wal_archive_failing gauge\n{PREFIX}pitr_wal_archive_failing 1\n" in text
+
+
+def test_a_plan_follows_the_live_timeline_and_the_restore_passes_it_on():
+    plan = restore_plan(FULL2, None, None, 2)
+    assert plan["timeline"] == 2
+    assert restore_argv(CONFIG, plan) == ["--stanza=depotix", f"--set={FULL2}", "--process-max=2",
+                                          "--target-timeline=2", "restore"]
+
+
+@pytest.mark.parametrize("timeline", [0, -1])
+def test_a_timeline_below_one_is_refused(timeline):
+    with pytest.raises(BackupError, match=f"^timeline {timeline} is not a PostgreSQL timeline$"):
+        restore_plan(FULL2, None, None, timeline)

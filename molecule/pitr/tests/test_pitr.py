@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import re
 
-from depotix_checks import (applied_migrations, assert_api_serves, assert_remote_work_killed, content_changes, killed_at,
-                            ledger, recorded, run_log, writer_figures)
+from depotix_checks import (applied_migrations, assert_api_serves, assert_remote_work_killed, content_changes,
+                            killed_at, ledger, recorded, run_log, writer_figures)
 
 LOG_FILE = "/var/log/depotix-backup.log"
 REPO = "/home/deploy/pgbackrest"
@@ -142,7 +142,8 @@ def test_rerun_put_the_database_back_and_finished_the_recovery(host):
 def test_refusals_changed_nothing(host):
     too_old = said("refused_too_old")
     assert re.search(r"time target 2020-01-01 00:00:00\+00:00 .* is outside what the repository covers: from "
-                     r"\d{4}-\d\d-\d\dT\S+ \(the end of the oldest backup\) to \S+ Nothing was changed", too_old), too_old
+                     r"\d{4}-\d\d-\d\dT\S+ \(the end of the oldest backup\) to \S+ Nothing was changed", too_old), \
+        too_old
     assert "Say one point-in-time target" in said("refused_two_targets")
     before, after = host.file("/root/db_around_refusals.txt").content_string.split("\n")[:2]
     assert before == after

@@ -27,8 +27,8 @@ from depotix_backup.files import directory_lock
 from depotix_backup.names import in_future, list_dumps, resolve_dump
 from depotix_backup.offsite import cmd_offsite
 from depotix_backup.pitr import (BACKUP_TYPES, archiver_state_or_none, cmd_pitr_backup, cmd_pitr_check,
-                                 cmd_pitr_drill, cmd_pitr_expire, cmd_pitr_plan, cmd_pitr_restore, cmd_pitr_verify, cmd_restore_point,
-                                 read_points, repository_info, restore_plan)
+                                 cmd_pitr_drill, cmd_pitr_expire, cmd_pitr_plan, cmd_pitr_restore, cmd_pitr_verify,
+                                 cmd_restore_point, read_points, repository_info, restore_plan)
 from depotix_backup.restore import cmd_discard_previous, cmd_drill, cmd_restore, cmd_verify_restore
 from depotix_backup.retention import cmd_prune
 from depotix_backup.schedule import cmd_scheduled
@@ -133,6 +133,8 @@ def add_pitr_commands(sub: Any) -> None:
     restore.add_argument("--volume", required=True, help="the new Docker volume (never the live one)")
     restore.add_argument("--image", required=True, help="the database image (it runs pgbackrest restore)")
     restore.add_argument("--set", required=True, help="the backup set (pitr-plan names it)")
+    restore.add_argument("--timeline", type=int, default=None,
+                         help="the live database's timeline, whose history the recovery follows (pitr-plan names it)")
     point = sub.add_parser("restore-point", help="create and record a named PostgreSQL restore point")
     point.add_argument("name")
     point.add_argument("--action", default="manual", help="what is about to change (deploy, rollback2, restore)")
@@ -171,7 +173,8 @@ def run_command(config: dict[str, Any], args: argparse.Namespace) -> dict[str, A
         "pitr-info": lambda: {"changed": False, **repository_info(config), "archiver": archiver_state_or_none(config),
                               "restore_points": read_points(config)},
         "pitr-plan": lambda: cmd_pitr_plan(config, args.target_time, args.target_name),
-        "pitr-restore": lambda: cmd_pitr_restore(config, restore_plan(args.set, args.target_time, args.target_name),
+        "pitr-restore": lambda: cmd_pitr_restore(config, restore_plan(args.set, args.target_time, args.target_name,
+                                                                      args.timeline),
                                                  args.volume, args.image),
         "restore-point": lambda: cmd_restore_point(config, args.name, args.action, args.release),
     }

@@ -283,8 +283,22 @@ def cmd_pitr_plan(config: dict[str, Any], target_time: str | None, target_name: 
                           f"{covered['to']}")
     chosen = choose_set(info, moment)
     return {"changed": False, "target": target, "covered": covered, "set": chosen["label"], "backup": chosen,
+            "timeline": live_timeline(config) if archiver else None,
             "wal": {"from": chosen["wal_start"], "to": (archiver or {}).get("last_archived_wal") or info["wal"]["max"]},
             "archiver": archiver}
+
+
+def live_timeline(config: dict[str, Any]) -> int | None:
+    """Return the live database's timeline, or None when it does not answer (then recovery follows the newest).
+
+    A recovery follows the history of this timeline, never a newer one that a recovery
+    undone afterwards left in the repository (its history file stays there).
+    """
+    try:
+        text = psql(config, "SELECT timeline_id FROM pg_control_checkpoint()", timeout=docker_timeout(config))
+        return int(text.strip())
+    except (BackupError, KeyError, OSError, ValueError):
+        return None
 
 
 def archiver_state_or_none(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -295,7 +309,8 @@ def archiver_state_or_none(config: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-def restore_plan(backup_set: str, target_time: str | None, target_name: str | None) -> dict[str, Any]:
+def restore_plan(backup_set: str, target_time: str | None, target_name: str | None,
+                 timeline: int | None = None) -> dict[str, Any]:
     """Return the part of a plan that a restore needs (its set and target), from pitr-plan's answers.
 
     Nothing is read from the database: it is stopped by then.
@@ -310,15 +325,20 @@ def restore_plan(backup_set: str, target_time: str | None, target_name: str | No
         target = {"type": "name", "value": target_name}
     else:
         target = {"type": "latest", "value": None}
-    return {"set": backup_set, "target": target}
+    if timeline is not None and timeline < 1:
+        raise BackupError(f"timeline {timeline} is not a PostgreSQL timeline")
+    return {"set": backup_set, "target": target, "timeline": timeline}
 
 
 def restore_argv(config: dict[str, Any], plan: dict[str, Any]) -> list[str]:
     """Return pgbackrest's restore arguments for a plan: its set, its target, promote at the target."""
-    args = [f"--stanza={stanza(config)}", f"--set={plan['set']}", f"--process-max={int(config.get('pitr_processes', 2))}"]
+    processes = int(config.get("pitr_processes", 2))
+    args = [f"--stanza={stanza(config)}", f"--set={plan['set']}", f"--process-max={processes}"]
     target = plan["target"]
     if target["type"] in ("time", "name"):
         args += [f"--type={target['type']}", f"--target={target['value']}", "--target-action=promote"]
+    if plan.get("timeline"):
+        args.append(f"--target-timeline={int(plan['timeline'])}")
     return [*args, "restore"]
 
 
@@ -386,7 +406,8 @@ def live_counts_at_point(config: dict[str, Any], name: str) -> tuple[dict[str, i
 def drill_counts(config: dict[str, Any]) -> dict[str, int]:
     """Count every table's rows in the drill's scratch cluster."""
     sql = ("SELECT format('SELECT %L, count(*) FROM %I.%I;', format('%I.%I', schemaname, tablename), schemaname, "
-           "tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1 \\gexec\n")
+           "tablename) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
+           "ORDER BY 1 \\gexec\n")
     done = subprocess.run([config["docker"], "exec", "-i", DRILL_CONTAINER, "psql", "-X", "-q", "-A", "-t", "-v",
                            "ON_ERROR_STOP=1", "-U", config["user"], "-d", config["database"]],
                           input=sql, capture_output=True, text=True, check=False, timeout=docker_timeout(config))
@@ -438,13 +459,15 @@ def cmd_pitr_drill(config: dict[str, Any]) -> dict[str, Any]:
         raise BackupError("the settings name no database image (pitr_image): rerun the backup role (site.yml)")
     name = "drill_" + clock.utc_now().strftime("%Y%m%dT%H%M%SZ")
     live, point = live_counts_at_point(config, name)
+    timeline = live_timeline(config)
     cmd_pitr_check(config)
     info = repository_info(config)
     chosen = choose_set(info, None)
     remove_drill(config)
     try:
+        follow = [f"--target-timeline={timeline}"] if timeline else []
         restore = one_off(config, image, ["--delta", f"--set={chosen['label']}", "--type=name", f"--target={name}",
-                                          "--target-action=promote", "restore"],
+                                          "--target-action=promote", *follow, "restore"],
                           f"type=volume,source={DRILL_VOLUME},target={DATA_DIR}")
         done = subprocess.run(restore, capture_output=True, text=True, check=False)
         if done.returncode != 0:
