@@ -11,7 +11,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 # Each suite is its own pytest run: their conftest modules would clash in one.
 UNIT_SUITES := tests/unit tests/lab tests/roles tests/security tests/backup tests/app tests/rollback
 
-.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-rollback bench-site bench-switch bench-backup clean
+.PHONY: help bootstrap host engine images lab lab-down test lint unit molecule bench-migration bench-rollback bench-site bench-switch bench-backup bench-pitr clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ bench-switch: bootstrap ## Failed requests and writer p99 during a switch, blue/
 
 bench-backup: images ## Time our backup and restore against bare pg_dump / pg_restore (1,000,000 movements)
 	BENCH_REPEATS=7 bench/backup_restore.sh
+
+bench-pitr: images ## Time restore.yml -e target=latest against a bare pgBackRest recovery, and the RPO after a kill
+	bench/pitr.sh
 
 clean: lab-down ## Remove the lab and the virtualenv
 	rm -rf $(VENV) lab/api/wheels .cache
