@@ -4,7 +4,8 @@
 # deploys the stack with site.yml (WAL archived by pgBackRest), generates BENCH_ROWS stock
 # movements with SQL, takes a pgBackRest full backup and a dump (backup.yml -e pitr=full), then:
 #
-# 1. BENCH_REPEATS rounds of three recoveries, in an order that rotates each round:
+# 1. BENCH_REPEATS rounds (0: none, the RPO part only) of three recoveries, in an order that
+#    rotates each round:
 #    - ours: restore.yml -e target=latest, timed on the controller;
 #    - bare: docker stop, pgbackrest restore into a new volume (one-off container), a
 #      PostgreSQL container on it polled until promoted, timed on the lab server
@@ -32,7 +33,7 @@ repeats=${BENCH_REPEATS:-3}
 rows=${BENCH_ROWS:-1000000}
 wal_rows=${BENCH_WAL_ROWS:-20000}
 rpo_seconds=${BENCH_RPO_SECONDS:-100}
-for bound in "repeats 1 20 $repeats" "rows 1000 10000000 $rows" "wal_rows 0 1000000 $wal_rows" \
+for bound in "repeats 0 20 $repeats" "rows 1000 10000000 $rows" "wal_rows 0 1000000 $wal_rows" \
   "rpo_seconds 10 500 $rpo_seconds"; do
   read -r name low high value <<<"$bound"
   if ! [[ $value =~ ^[0-9]+$ ]] || ((value < low || value > high)); then
